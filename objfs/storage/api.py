@@ -205,10 +205,17 @@ def check_name(name: str) -> None:
         raise InvalidName(f"object name is longer than {MAX_NAME_BYTES} bytes", name[:64] + "...")
     if name.startswith("/") or name.endswith("/"):
         raise InvalidName("object name must not start or end with '/'", name)
-    if any(ord(c) < 0x20 or ord(c) == 0x7F or 0xD800 <= ord(c) <= 0xDFFF for c in name):
-        raise InvalidName("object name contains a control character or lone surrogate", name)
+    if any(_unstorable(c) for c in name):
+        raise InvalidName("object name contains a control or non-character", name)
     if any(segment in ("", ".", "..") for segment in name.split("/")):
         raise InvalidName("object name has an empty, '.' or '..' path segment", name)
+
+
+def _unstorable(c: str) -> bool:
+    # Control characters, lone surrogates, and U+FFFE/U+FFFF, which XML
+    # listings (Azure) cannot carry.
+    code = ord(c)
+    return code < 0x20 or code == 0x7F or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
 
 
 def check_range(offset: int, length: int | None) -> None:

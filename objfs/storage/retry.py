@@ -88,9 +88,12 @@ class RetryingStore(ObjectStore):
     async def _holds(self, name: str, payload: Payload) -> bool:
         """Whether the stored object is byte for byte `payload`."""
         stored = hashlib.sha256()
-        async with await self.open(name) as reader:
-            async for chunk in reader:
-                stored.update(chunk)
+        try:
+            async with await self.open(name) as reader:
+                async for chunk in reader:
+                    stored.update(chunk)
+        except NotFound:  # taken, yet gone again (deleted, or a claim without an object)
+            return False
         sent = await trio.to_thread.run_sync(_digest, payload)
         return stored.digest() == sent
 

@@ -55,3 +55,10 @@ async def open_test_store(store_url):
 @pytest.fixture
 async def store(open_test_store) -> ObjectStore:
     return await open_test_store()
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    """A monkeypatch that hypothesis tests may use across their examples."""
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
