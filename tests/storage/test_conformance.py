@@ -177,7 +177,8 @@ async def test_listing_12000_objects_by_prefix(store: ObjectStore):
 
 async def test_list_order_is_utf8_byte_order(store: ObjectStore):
     # U+FF21 and U+E000 sort before U+1F600 in UTF-8 but after it in UTF-16 (Azure's order).
-    names = ["b", "a b", "a", "Z", "é", "z", "日本", "a/b", "a-b", "😀", "Ａ", "\ue000x", "x😀", "xＡ"]
+    names = ["b", "a b", "a", "Z", "é", "z", "日本", "a/b", "a-b", "😀", "Ａ", "\ue000x"]
+    names += ["x😀", "xＡ"]
     await put_many(store, names)
     listed = [info.name async for info in store.list()]
     assert listed == sorted(names, key=lambda n: n.encode())
