@@ -132,6 +132,16 @@ class ObjectReader(ABC):
         return chunk
 
 
+class EmptyReader(ObjectReader):
+    """A range with nothing in it (it starts at or past the end, or has length 0)."""
+
+    async def receive_some(self) -> bytes:
+        return b""
+
+    async def aclose(self) -> None:
+        pass
+
+
 class ObjectStore(ABC):
     """One container of one backend."""
 

@@ -42,6 +42,7 @@ from urllib3.util.retry import Retry
 
 from objfs.storage.api import (
     BytesPayload,
+    EmptyReader,
     ListPage,
     ObjectInfo,
     ObjectReader,
@@ -286,7 +287,7 @@ class AzureStore(ObjectStore):
         check_range(offset, length)
         if length == 0:
             await self.head(name)  # an empty range still needs the object to exist
-            return _EmptyReader()
+            return EmptyReader()
         # The SDK wants no offset for a whole object (it then copes with empty blobs).
         start = None if offset == 0 and length is None else offset
         try:
@@ -297,7 +298,7 @@ class AzureStore(ObjectStore):
         except StorageError as exc:
             # 416 InvalidRange: the object exists and the range starts at or past its end.
             if getattr(exc.__cause__, "status_code", None) == 416:
-                return _EmptyReader()
+                return EmptyReader()
             raise
         return _AzureReader(self, name, downloader.chunks())
 
@@ -366,14 +367,6 @@ class _AzureReader(ObjectReader):
         # Every chunk's response is read whole when fetched, so dropping the
         # iterator is all there is to release.
         self._chunks = None
-
-
-class _EmptyReader(ObjectReader):
-    async def receive_some(self) -> bytes:
-        return b""
-
-    async def aclose(self) -> None:
-        pass
 
 
 def _pooled_session(max_connections: int) -> requests.Session:

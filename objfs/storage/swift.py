@@ -77,6 +77,7 @@ from swiftclient.client import ClientException, Connection, get_auth
 
 from objfs.storage.api import (
     CHUNK_SIZE,
+    EmptyReader,
     ListPage,
     ObjectInfo,
     ObjectReader,
@@ -278,14 +279,6 @@ class _PayloadReader:
         return data
 
 
-class _EmptyReader(ObjectReader):
-    async def receive_some(self) -> bytes:
-        return b""
-
-    async def aclose(self) -> None:
-        pass
-
-
 class SwiftReader(ObjectReader):
     """A ranged GET being streamed; holds its connection until the end or aclose."""
 
@@ -469,7 +462,7 @@ class SwiftStore(ObjectStore):
         check_range(offset, length)
         if length == 0:
             await self.head(name)  # NotFound still applies to an empty range
-            return _EmptyReader()
+            return EmptyReader()
         headers = {}
         if offset or length is not None:
             end = "" if length is None else str(offset + length - 1)
@@ -477,7 +470,7 @@ class SwiftStore(ObjectStore):
         try:
             conn, body = await run_blocking(self._limiter, self._start_get, name, headers)
         except _RangeNotSatisfiable:
-            return _EmptyReader()  # the range starts at or past the end
+            return EmptyReader()  # the range starts at or past the end
         except NotFound as exc:
             raise await self._not_found(exc) from exc
         return SwiftReader(self, name, conn, body)
