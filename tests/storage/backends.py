@@ -14,9 +14,8 @@ REMOTE = ["swift", "azure"]
 TEST_POLICY = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.1)
 
 
-def swift_url(info: dict, container: str, **overrides: str) -> str:
-    params = {"auth_url": info["auth_url"], "user": info["user"], "key": info["key"]}
-    params.update(overrides)
+def swift_url(info: dict, container: str, **params: str) -> str:
+    params = params or {"auth_url": info["auth_url"], "user": info["user"], "key": info["key"]}
     return f"swift://{container}?" + "&".join(f"{k}={quote(v, safe='')}" for k, v in params.items())
 
 

@@ -25,7 +25,10 @@ from .test_conformance import MiB, digest, pattern
 
 def wrong_credentials_url(backend: str, request) -> str:
     if backend == "swift":
-        return swift_url(request.getfixturevalue("swift_service"), fresh_container(), key="wrong")
+        info = request.getfixturevalue("swift_service")
+        return swift_url(
+            info, fresh_container(), auth_url=info["auth_url"], user=info["user"], key="wrong"
+        )
     info = request.getfixturevalue("azurite_service")
     good_key = info["account_key"]
     bad_key = good_key[:10] + ("A" if good_key[10] != "A" else "B") + good_key[11:]
