@@ -7,6 +7,7 @@ it raises LayoutError naming `where` instead of any other exception.
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -15,6 +16,17 @@ from layout.errors import LayoutError
 T = TypeVar("T")
 
 MAX_U64 = (1 << 64) - 1
+
+# repr() of a wire value that msgpack nested ~1000 deep raises RecursionError,
+# and of a huge list costs time; error messages show a bounded sketch instead.
+_SHOW = reprlib.Repr()
+_SHOW.maxlevel = 3
+_SHOW.maxstring = _SHOW.maxother = 40
+
+
+def show(wire: Any) -> str:
+    """A short, always-safe description of a wire value for error messages."""
+    return _SHOW.repr(wire)[:60]
 
 
 class Codec(Protocol[T]):
@@ -25,19 +37,19 @@ class Codec(Protocol[T]):
 
 def expect_int(wire: Any, where: str, what: str, low: int = 0, high: int = MAX_U64) -> int:
     if type(wire) is not int or not low <= wire <= high:
-        raise LayoutError(f"{what} must be an integer in [{low}, {high}], got {wire!r:.60}", where)
+        raise LayoutError(f"{what} must be an integer in [{low}, {high}], got {show(wire)}", where)
     return wire
 
 
 def expect_bytes(wire: Any, where: str, what: str, max_len: int | None = None) -> bytes:
     if type(wire) is not bytes or (max_len is not None and len(wire) > max_len):
-        raise LayoutError(f"{what} must be bytes (at most {max_len}), got {wire!r:.60}", where)
+        raise LayoutError(f"{what} must be bytes (at most {max_len}), got {show(wire)}", where)
     return wire
 
 
 def expect_list(wire: Any, where: str, what: str, length: int | None = None) -> list:
     if type(wire) is not list or (length is not None and len(wire) != length):
-        raise LayoutError(f"{what} must be a list of {length} items, got {wire!r:.60}", where)
+        raise LayoutError(f"{what} must be a list of {length} items, got {show(wire)}", where)
     return wire
 
 

@@ -39,7 +39,11 @@ def _checksum(body: bytes, header: bytes) -> bytes:
 
 def frame(kind: RecordType, version: int, payload: Any) -> bytes:
     """`payload` (msgpack-able) framed as a record of `kind` at `version`."""
-    body = msgpack.packb(payload, use_bin_type=True)
+    return frame_body(kind, version, msgpack.packb(payload, use_bin_type=True))
+
+
+def frame_body(kind: RecordType, version: int, body: bytes) -> bytes:
+    """Already-encoded `body` with its trailer (tests use it to frame any bytes)."""
     header = TRAILER.pack(MAGIC, kind, version, len(body), b"")[:8]
     return body + header + _checksum(body, header)
 
