@@ -32,6 +32,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/storage.py
+	$(BIN)/python bench/btree.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .hypothesis
