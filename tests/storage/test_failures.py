@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 import trio
 
@@ -79,6 +82,33 @@ async def test_server_stopped_mid_test(backend: str, dedicated_service):
 
         await trio.to_thread.run_sync(services.start, kind, directory)
         assert await store.get("kept") == b"before the outage"
+    finally:
+        await store.aclose()
+
+
+FRONT_PROCESS = {"swift": "swift-proxy", "azure": "azurite"}
+
+
+@pytest.mark.parametrize("backend", REMOTE)
+async def test_server_that_hangs_times_out_then_unavailable(backend: str, dedicated_service):
+    """A frozen server (SIGSTOP) is a timeout: retried, then Unavailable; fine once thawed."""
+    info, directory = dedicated_service(SERVICE_OF[backend])
+    pid = int((directory / f"{FRONT_PROCESS[backend]}.pid").read_text())
+    url = url_of(backend, info) + "&timeout=1"
+    store = open_store(url, RetryPolicy(attempts=3, base_delay=0.05))
+    try:
+        await store.ensure_container()
+        await store.put("kept", b"before the freeze")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            with trio.fail_after(30):
+                with pytest.raises(Unavailable) as caught:
+                    await store.get("kept")
+            assert caught.value.name == "kept"
+            assert store.retries == 2
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert await store.get("kept") == b"before the freeze"
     finally:
         await store.aclose()
 
