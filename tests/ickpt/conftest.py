@@ -1,0 +1,164 @@
+"""Fixtures for the checkpoint store tests: both back ends, and a 3-member etcd cluster."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from ickpt.etcdstore import EtcdStore
+from ickpt.logstore import LogStore
+from ickpt.store import CheckpointStore
+
+CLUSTER_READY_TIMEOUT = 20.0
+
+
+@pytest.fixture(params=["log", "etcd"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
+    if request.param == "log":
+        return {"kind": "log", "path": tmp_path / "ckpt.log"}
+    service = request.getfixturevalue("etcd_service")
+    prefix = f"test/{uuid.uuid4().hex}/"
+    return {"kind": "etcd", "endpoints": [service["endpoint"]], "prefix": prefix}
+
+
+async def open_store(backend: dict) -> CheckpointStore:
+    if backend["kind"] == "log":
+        return await LogStore.open(backend["path"])
+    return EtcdStore(backend["endpoints"], prefix=backend["prefix"])
+
+
+@pytest.fixture
+async def store(backend: dict) -> AsyncIterator[CheckpointStore]:
+    opened = await open_store(backend)
+    try:
+        yield opened
+    finally:
+        await opened.aclose()
+
+
+# ---------------------------------------------------------------- 3-member etcd cluster
+
+
+@dataclass
+class Cluster:
+    endpoints: list[str]
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def leader(self) -> int:
+        """Index of the member that currently leads (asked of every live member)."""
+        for index, endpoint in enumerate(self.endpoints):
+            if self.procs[index].poll() is not None:
+                continue
+            port = int(endpoint.rsplit(":", 1)[1])
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2.0)
+            try:
+                conn.request("POST", "/v3/maintenance/status", body=b"{}")
+                status = json.loads(conn.getresponse().read())
+            except (OSError, http.client.HTTPException, ValueError):
+                continue
+            finally:
+                conn.close()
+            if status.get("leader") and status["leader"] == status["header"]["member_id"]:
+                return index
+        raise AssertionError("no member says it leads")
+
+    def kill(self, index: int) -> None:
+        proc = self.procs[index]
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def _free_ports(count: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket()
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _member_argv(name: str, data: Path, client: int, peer: int, cluster: str) -> list[str]:
+    binary = shutil.which("etcd")
+    if binary is None:
+        pytest.fail("etcd not found on PATH (apt-get install etcd-server)")
+    return [
+        binary, "--name", name, "--data-dir", str(data),
+        "--listen-client-urls", f"http://127.0.0.1:{client}",
+        "--advertise-client-urls", f"http://127.0.0.1:{client}",
+        "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+        "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+        "--initial-cluster", cluster, "--initial-cluster-state", "new",
+        "--initial-cluster-token", data.parent.name,
+        "--heartbeat-interval", "25", "--election-timeout", "250",
+        "--logger", "zap", "--log-outputs", "stderr",
+    ]  # fmt: skip
+
+
+def _healthy(port: int) -> bool:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1.0)
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        return resp.status == 200 and json.loads(resp.read()).get("health") == "true"
+    except (OSError, http.client.HTTPException, ValueError):
+        return False
+    finally:
+        conn.close()
+
+
+def _wait_healthy(cluster: Cluster, ports: list[int]) -> None:
+    deadline = time.monotonic() + CLUSTER_READY_TIMEOUT
+    pending = list(ports)
+    while pending:
+        for proc in cluster.procs:
+            if proc.poll() is not None:
+                pytest.fail(f"etcd member exited with {proc.returncode} while starting")
+        pending = [p for p in pending if not _healthy(p)]
+        if pending and time.monotonic() > deadline:
+            pytest.fail(f"etcd cluster not healthy after {CLUSTER_READY_TIMEOUT} s: {pending}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def etcd_cluster() -> Iterator[Cluster]:
+    """Three etcd members on loopback; every process is killed and its data removed."""
+    directory = Path(tempfile.mkdtemp(prefix="objfs-etcd3-"))
+    ports = _free_ports(6)
+    clients, peers = ports[:3], ports[3:]
+    initial = ",".join(f"m{i}=http://127.0.0.1:{peers[i]}" for i in range(3))
+    cluster = Cluster([f"http://127.0.0.1:{p}" for p in clients])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ETCD")}
+    try:
+        for i in range(3):
+            argv = _member_argv(f"m{i}", directory / f"m{i}", clients[i], peers[i], initial)
+            with open(directory / f"m{i}.log", "wb") as log_file:
+                proc = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    env=env, start_new_session=True,
+                )  # fmt: skip
+            cluster.procs.append(proc)
+        _wait_healthy(cluster, clients)
+        yield cluster
+    finally:
+        for proc in cluster.procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        shutil.rmtree(directory, ignore_errors=True)

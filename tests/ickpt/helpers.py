@@ -1,0 +1,69 @@
+"""Workloads shared by the checkpoint store tests."""
+
+from __future__ import annotations
+
+import random
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import trio
+
+from ickpt.store import CheckpointStore, Conflict
+
+WRITER = Path(__file__).with_name("writer.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+async def increment(store: CheckpointStore, key: str) -> int:
+    """Read-modify-CAS one counter until it succeeds; return the number of conflicts."""
+    conflicts = 0
+    while True:
+        current = await store.get(key)
+        version, count = (current[0], int(current[1])) if current else (0, 0)
+        try:
+            await store.put(key, str(count + 1).encode(), version)
+            return conflicts
+        except Conflict:
+            conflicts += 1
+
+
+async def run_counter(stores: Sequence[CheckpointStore], key: str, per_writer: int) -> int:
+    """Each store gets a writer task doing per_writer increments; return total conflicts."""
+    conflicts = [0]
+
+    async def writer(store: CheckpointStore) -> None:
+        for _ in range(per_writer):
+            conflicts[0] += await increment(store, key)
+
+    async with trio.open_nursery() as nursery:
+        for store in stores:
+            nursery.start_soon(writer, store)
+    return conflicts[0]
+
+
+async def kill_writer_midway(argv: list[str], timeout: float = 20.0) -> dict[int, int]:
+    """Run writer.py, SIGKILL it after a random number of acks; return {index: version}."""
+    wanted = random.randint(20, 80)
+    proc = await trio.lowlevel.open_process(
+        [sys.executable, str(WRITER), *argv], stdout=-1, cwd=str(REPO)
+    )
+    output = b""
+    try:
+        with trio.fail_after(timeout):
+            while output.count(b"\n") < wanted:
+                chunk = await proc.stdout.receive_some()
+                if not chunk:
+                    raise AssertionError(f"writer exited early with {await proc.wait()}")
+                output += chunk
+            await trio.sleep(random.uniform(0, 0.02))
+    finally:
+        proc.kill()
+        with trio.move_on_after(10):
+            await proc.wait()
+    with trio.fail_after(5):
+        while chunk := await proc.stdout.receive_some():
+            output += chunk
+    await proc.stdout.aclose()
+    lines = output.decode().split("\n")[:-1]  # the last piece is incomplete or empty
+    return {int(i): int(v) for i, v in (line.split() for line in lines)}
