@@ -54,6 +54,7 @@ from ickpt.store import (
     check_value,
     check_version,
 )
+from objfs.durable import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -110,14 +111,6 @@ def _next_valid(data: bytes, offset: int) -> int | None:
     return None
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_new_file(path: Path, content: bytes) -> None:
     """Atomically make path hold content, durably (tmp file, fsync, rename, fsync dir)."""
     tmp = path.with_name(path.name + ".compact")
@@ -126,7 +119,7 @@ def _write_new_file(path: Path, content: bytes) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 class _State:

@@ -25,6 +25,7 @@ from urllib.parse import quote, unquote
 
 import trio
 
+from objfs.durable import fsync_dir
 from objfs.storage.api import (
     CHUNK_SIZE,
     ListPage,
@@ -118,7 +119,7 @@ class LocalDirStore(ObjectStore):
                 os.replace(tmp, final)
         finally:
             _unlink_quietly(tmp)
-        _fsync_dir(os.path.dirname(final))
+        fsync_dir(os.path.dirname(final))
 
     async def open(self, name: str, offset: int = 0, length: int | None = None) -> ObjectReader:
         check_name(name)
@@ -151,7 +152,7 @@ class LocalDirStore(ObjectStore):
             except OSError:
                 break
             parent = os.path.dirname(parent)
-        _fsync_dir(parent)
+        fsync_dir(parent)
 
     async def list_page(
         self, prefix: str = "", start_after: str | None = None, limit: int = 1000
@@ -186,14 +187,6 @@ def _walk(directory: str, components: list[str]) -> Iterator[tuple[list[str], os
                 yield from _walk(entry.path, [*components, entry.name])
             else:
                 yield [*components, entry.name], entry.stat()
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _unlink_quietly(path: str) -> None:
