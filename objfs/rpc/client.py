@@ -20,7 +20,6 @@ Upcalls from the server run in their own tasks, through the `upcalls` handlers.
 from __future__ import annotations
 
 import logging
-import random
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -30,6 +29,7 @@ from typing import Any
 
 import trio
 
+from objfs.backoff import full_jitter
 from objfs.rpc import wire
 from objfs.rpc.errors import (
     InternalError,
@@ -58,8 +58,7 @@ class ReconnectPolicy:
 
     def delays(self) -> Iterator[float]:
         """Sleeps before attempts 2..attempts ("full jitter" back-off)."""
-        for n in range(self.attempts - 1):
-            yield random.uniform(0, min(self.max_delay, self.base_delay * 2**n))
+        return full_jitter(self.attempts, self.base_delay, self.max_delay)
 
 
 @dataclass

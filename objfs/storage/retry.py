@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import random
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
 import trio
 
+from objfs.backoff import full_jitter
 from objfs.storage.api import ListPage, ObjectInfo, ObjectReader, ObjectStore, Payload, as_payload
 from objfs.storage.errors import AlreadyExists, NotFound, TransientError, Unavailable
 
@@ -40,8 +40,7 @@ class RetryPolicy:
 
     def delays(self) -> Iterator[float]:
         """Sleeps before attempts 2..attempts ("full jitter" back-off)."""
-        for n in range(self.attempts - 1):
-            yield random.uniform(0, min(self.max_delay, self.base_delay * 2**n))
+        return full_jitter(self.attempts, self.base_delay, self.max_delay)
 
 
 class RetryingStore(ObjectStore):
