@@ -5,14 +5,17 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import select
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,33 +23,102 @@ import pytest
 
 from ickpt.etcdstore import EtcdStore
 from ickpt.logstore import LogStore
+from ickpt.remote import RemoteStore
 from ickpt.store import CheckpointStore
 
 CLUSTER_READY_TIMEOUT = 20.0
+DAEMON_READY_TIMEOUT = 20.0
 
 
-@pytest.fixture(params=["log", "etcd"])
+@pytest.fixture(params=["log", "etcd", "daemon"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
     if request.param == "log":
         return {"kind": "log", "path": tmp_path / "ckpt.log"}
+    if request.param == "daemon":
+        port = request.getfixturevalue("ickpt_daemon")(f"file://{tmp_path / 'ckpt.log'}")
+        return {"kind": "daemon", "port": port}
     service = request.getfixturevalue("etcd_service")
     prefix = f"test/{uuid.uuid4().hex}/"
     return {"kind": "etcd", "endpoints": [service["endpoint"]], "prefix": prefix}
 
 
-async def open_store(backend: dict) -> CheckpointStore:
+@asynccontextmanager
+async def open_store(backend: dict) -> AsyncIterator[CheckpointStore]:
     if backend["kind"] == "log":
-        return await LogStore.open(backend["path"])
-    return EtcdStore(backend["endpoints"], prefix=backend["prefix"])
+        store: CheckpointStore = await LogStore.open(backend["path"])
+    elif backend["kind"] == "daemon":
+        store = await RemoteStore("127.0.0.1", backend["port"]).__aenter__()
+    else:
+        store = EtcdStore(backend["endpoints"], prefix=backend["prefix"])
+    try:
+        yield store
+    finally:
+        await store.aclose()
 
 
 @pytest.fixture
 async def store(backend: dict) -> AsyncIterator[CheckpointStore]:
-    opened = await open_store(backend)
-    try:
+    async with open_store(backend) as opened:
         yield opened
+
+
+# ---------------------------------------------------------------- the ickpt daemon
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    port: int
+
+
+def start_daemon(*args: str) -> Daemon:
+    """Start `ickpt --port 0 ARGS` and wait (with a deadline) for its listening line."""
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "ickpt"), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], DAEMON_READY_TIMEOUT)
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("ickpt listening on "):
+            raise RuntimeError(f"ickpt did not start: {line!r}")
+        return Daemon(proc, int(line.rsplit(":", 1)[1]))
+    except BaseException:
+        stop_daemon(proc)
+        raise
+
+
+def stop_daemon(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Stop by PID (SIGTERM, or `sig`), SIGKILL after a deadline; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+    return proc.returncode
+
+
+@pytest.fixture
+def ickpt_daemon() -> Iterator[Callable[..., int]]:
+    """start(store_url, *flags) -> port of a new daemon; all are stopped after the test."""
+    started: list[Daemon] = []
+
+    def start(store_url: str, *flags: str) -> int:
+        started.append(start_daemon("--store", store_url, *flags))
+        return started[-1].port
+
+    try:
+        yield start
     finally:
-        await opened.aclose()
+        for daemon in started:
+            stop_daemon(daemon.proc)
 
 
 # ---------------------------------------------------------------- 3-member etcd cluster
