@@ -24,7 +24,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="TOML file with the same keys as these flags")
     p.add_argument("--address", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, help="listen port (default 32357; 0 picks one)")
-    p.add_argument("--store", help="file://PATH (default) or etcd://HOST:PORT[,HOST:PORT...]")
+    p.add_argument(
+        "--store", help="file://PATH (default) or etcd://HOST:PORT[,HOST:PORT...][/KEY-PREFIX]"
+    )
     p.add_argument("--tls-cert", dest="tls_cert", help="serve TLS with this certificate")
     p.add_argument("--tls-key", dest="tls_key", help="and this private key")
     return p

@@ -2,7 +2,7 @@
 
     address = "127.0.0.1"        # where to listen
     port = 32357
-    store = "file:///var/lib/objfs/ickpt.log"   # or "etcd://HOST:PORT[,HOST:PORT...]"
+    store = "file:///var/lib/objfs/ickpt.log"   # or "etcd://HOST:PORT[,HOST:PORT...][/PREFIX]"
     tls_cert = "/path/cert.pem"  # both or neither: serve TLS
     tls_key = "/path/key.pem"
 
@@ -76,5 +76,7 @@ async def open_store(url: str) -> CheckpointStore:
         os.makedirs(path.parent, exist_ok=True)
         return await LogStore.open(path)
     if scheme == "etcd" and rest:
-        return EtcdStore([f"http://{member}" for member in rest.split(",")])
-    raise ConfigError(f"store must be file://PATH or etcd://HOST:PORT[,...], not {url!r}")
+        members, _, prefix = rest.partition("/")
+        endpoints = [f"http://{member}" for member in members.split(",")]
+        return EtcdStore(endpoints, prefix=prefix) if prefix else EtcdStore(endpoints)
+    raise ConfigError(f"store must be file://PATH or etcd://HOST:PORT[,...][/PREFIX], not {url!r}")

@@ -30,8 +30,9 @@ CLUSTER_READY_TIMEOUT = 20.0
 DAEMON_READY_TIMEOUT = 20.0
 
 
-@pytest.fixture(params=["log", "etcd", "daemon"])
+@pytest.fixture(params=["log", "etcd", "daemon", "daemon-etcd"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
+    """A store to test: in-process (log, etcd) or an ickpt daemon over one (daemon*)."""
     if request.param == "log":
         return {"kind": "log", "path": tmp_path / "ckpt.log"}
     if request.param == "daemon":
@@ -39,6 +40,10 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> dict:
         return {"kind": "daemon", "port": port}
     service = request.getfixturevalue("etcd_service")
     prefix = f"test/{uuid.uuid4().hex}/"
+    if request.param == "daemon-etcd":
+        member = service["endpoint"].removeprefix("http://")
+        port = request.getfixturevalue("ickpt_daemon")(f"etcd://{member}/{prefix}")
+        return {"kind": "daemon", "port": port}
     return {"kind": "etcd", "endpoints": [service["endpoint"]], "prefix": prefix}
 
 

@@ -10,7 +10,7 @@ import trio
 from ickpt.etcdstore import EtcdStore, prefix_end
 from ickpt.store import Conflict, StoreError
 from tests.ickpt.conftest import Cluster
-from tests.ickpt.helpers import increment
+from tests.ickpt.helpers import check_acknowledged, increment, kill_writer_midway
 
 
 def unique_prefix() -> str:
@@ -128,3 +128,17 @@ async def test_cluster_member_killed_during_counter(etcd_cluster: Cluster) -> No
     finally:
         for store in stores:
             await store.aclose()
+
+
+async def test_cluster_with_a_member_killed_keeps_acknowledged_puts(etcd_cluster: Cluster) -> None:
+    """With the leader SIGKILLed, a writer (first endpoint: the dead one) keeps going;
+    SIGKILL of the writer then loses no acknowledged put."""
+    dead = etcd_cluster.leader()
+    etcd_cluster.kill(dead)
+    endpoints = etcd_cluster.endpoints
+    ordered = [endpoints[dead]] + [e for i, e in enumerate(endpoints) if i != dead]
+    prefix = f"kill/{uuid.uuid4().hex}/"
+    acked = await kill_writer_midway(["etcd", ",".join(ordered), prefix], timeout=60)
+    assert len(acked) >= 20
+    async with EtcdStore(ordered, prefix=prefix) as store:
+        await check_acknowledged(store, acked)

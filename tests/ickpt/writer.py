@@ -1,6 +1,6 @@
 """Test helper run as a subprocess: creates keys k000000, k000001, ... one put at a time.
 
-  python writer.py log PATH | etcd ENDPOINT PREFIX | daemon PORT
+  python writer.py log PATH | etcd ENDPOINT[,ENDPOINT...] PREFIX | daemon PORT
 
 After each acknowledged put it prints "INDEX VERSION" and flushes, so the test knows
 exactly which puts were acknowledged when it kills this process with SIGKILL.
@@ -35,7 +35,7 @@ async def main(argv: list[str]) -> None:
     if argv[0] == "log":
         await write_until_killed(await LogStore.open(argv[1]))
     elif argv[0] == "etcd":
-        await write_until_killed(EtcdStore([argv[1]], prefix=argv[2]))
+        await write_until_killed(EtcdStore(argv[1].split(","), prefix=argv[2]))
     else:
         async with RemoteStore("127.0.0.1", int(argv[1])) as store:
             await write_until_killed(store)
