@@ -33,6 +33,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/btree.py
+	$(BIN)/python bench/ickpt.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .hypothesis
