@@ -69,13 +69,16 @@ T = TypeVar("T")
 MiB = 1 << 20
 
 # Up to this size a put is one Put Blob request; above it the payload is
-# streamed as blocks, so a large object never sits whole in memory.
-SMALL_PUT = 4 * MiB
+# streamed as blocks, so a large object never sits whole in memory. 16 MiB
+# holds less than the blocks a streamed put keeps in flight (3 x 8 MiB), and
+# one request instead of three doubled 16 MiB PUT MB/s on Azurite.
+SMALL_PUT = 16 * MiB
 BLOCK_SIZE = 8 * MiB
 # Blocks uploaded at once by one put: memory per put is about this many blocks.
 PARALLEL_BLOCKS = 3
 # Ranged GETs of this size; the SDK holds one such chunk per open reader.
-GET_CHUNK = 4 * MiB
+# 8 MiB instead of 4 MiB more than doubled 16 MiB GET MB/s on Azurite.
+GET_CHUNK = 8 * MiB
 # The service returns at most this many names per listing request.
 MAX_PAGE = 5000
 
