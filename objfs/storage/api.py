@@ -22,11 +22,11 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 import trio
 
-from objfs.storage.errors import InvalidName
+from objfs.storage.errors import InvalidName, StorageError
 
 T = TypeVar("T")
 
@@ -95,6 +95,28 @@ class GeneratedPayload(Payload):
 
     def chunks(self) -> Iterator[bytes]:
         return self._make_chunks()
+
+
+def read_whole(payload: Payload, name: str) -> bytes:
+    """A payload small enough to send in one request, as one bytes object."""
+    try:
+        body = b"".join(payload.chunks())
+    except BaseException as exc:
+        raise_payload_error(exc, name)
+    if len(body) != payload.size:
+        raise StorageError(f"put: payload gave {len(body)} bytes, not {payload.size}", name)
+    return body
+
+
+def raise_payload_error(exc: BaseException, name: str) -> NoReturn:
+    """Re-raise a failure to produce a payload: its own typed error, or a permanent one.
+
+    A local read error is not the store's fault, so it must not be retried as
+    a transient failure of the store.
+    """
+    if isinstance(exc, StorageError) or not isinstance(exc, Exception):
+        raise exc from None
+    raise StorageError(f"put: reading the payload failed: {exc}", name) from exc
 
 
 def as_payload(data: bytes | bytearray | memoryview | Payload) -> Payload:

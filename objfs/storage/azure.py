@@ -51,6 +51,7 @@ from objfs.storage.api import (
     as_payload,
     check_name,
     check_range,
+    read_whole,
     run_blocking,
 )
 from objfs.storage.azure_order import Lister
@@ -206,7 +207,7 @@ class AzureStore(ObjectStore):
             if isinstance(payload, BytesPayload):
                 body = payload.data  # no thread hop for bytes already in memory
             else:
-                body = await trio.to_thread.run_sync(_read_all, payload, name)
+                body = await trio.to_thread.run_sync(read_whole, payload, name)
             await self._call(
                 "put", name, self._on_blob, name, "upload_blob", body, length=len(body),
                 overwrite=not if_absent, if_absent=if_absent,
@@ -453,13 +454,6 @@ def _check_key(key: str) -> None:
         base64.b64decode(key, validate=True)
     except (binascii.Error, ValueError):
         raise ConfigError("account key is not valid base64") from None
-
-
-def _read_all(payload: Payload, name: str) -> bytes:
-    try:
-        return b"".join(payload.chunks())
-    except OSError as exc:
-        raise StorageError(f"cannot read the data to upload: {exc}", name) from exc
 
 
 def _blocks(chunks: Iterator[bytes], size: int, name: str) -> Iterator[bytes]:

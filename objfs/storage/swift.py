@@ -67,7 +67,7 @@ import threading
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from functools import partial
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests.exceptions
@@ -86,6 +86,8 @@ from objfs.storage.api import (
     as_payload,
     check_name,
     check_range,
+    raise_payload_error,
+    read_whole,
     run_blocking,
 )
 from objfs.storage.errors import (
@@ -438,7 +440,7 @@ class SwiftStore(ObjectStore):
 
     def _upload(self, conn: Connection, name: str, payload: Payload, headers: dict) -> None:
         if payload.size <= SMALL_PUT:
-            body: bytes | _PayloadReader = _read_all(payload, name)  # sent in one go
+            body: bytes | _PayloadReader = read_whole(payload, name)  # sent in one go
         else:
             body = _PayloadReader(payload)  # streamed: never whole in memory
         try:
@@ -453,7 +455,7 @@ class SwiftStore(ObjectStore):
         except BaseException:
             if isinstance(body, _PayloadReader) and body.error is not None:
                 # The payload failed, not Swift; requests may have wrapped its error.
-                _raise_payload_error(body.error, name)
+                raise_payload_error(body.error, name)
             raise
         self._container_seen = True
 
@@ -613,23 +615,6 @@ class SwiftStore(ObjectStore):
         except NotFound:
             return False
         return True
-
-
-def _read_all(payload: Payload, name: str) -> bytes:
-    try:
-        body = b"".join(payload.chunks())
-    except BaseException as exc:
-        _raise_payload_error(exc, name)
-    if len(body) != payload.size:
-        raise StorageError(f"put: payload gave {len(body)} bytes, not {payload.size}", name)
-    return body
-
-
-def _raise_payload_error(exc: BaseException, name: str) -> NoReturn:
-    """Re-raise a failure to produce the payload: its own typed error, or a permanent one."""
-    if isinstance(exc, StorageError) or not isinstance(exc, Exception):
-        raise exc from None
-    raise StorageError(f"put: reading the payload failed: {exc}", name) from exc
 
 
 def _etag(value: str | None) -> str | None:
