@@ -119,6 +119,11 @@ def raise_payload_error(exc: BaseException, name: str) -> NoReturn:
     raise StorageError(f"put: reading the payload failed: {exc}", name) from exc
 
 
+def unquote_etag(etag: str | None) -> str | None:
+    """An HTTP ETag without its quotes, as ObjectInfo carries it."""
+    return etag.strip('"') if etag else None
+
+
 def as_payload(data: bytes | bytearray | memoryview | Payload) -> Payload:
     return data if isinstance(data, Payload) else BytesPayload(data)
 

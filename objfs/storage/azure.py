@@ -53,6 +53,7 @@ from objfs.storage.api import (
     check_range,
     read_whole,
     run_blocking,
+    unquote_etag,
 )
 from objfs.storage.azure_order import Lister
 from objfs.storage.errors import (
@@ -309,7 +310,7 @@ class AzureStore(ObjectStore):
     async def head(self, name: str) -> ObjectInfo:
         check_name(name)
         props = await self._call("head", name, self._on_blob, name, "get_blob_properties")
-        return ObjectInfo(name, props.size, _etag(props.etag))
+        return ObjectInfo(name, props.size, unquote_etag(props.etag))
 
     async def delete(self, name: str) -> None:
         check_name(name)
@@ -321,7 +322,7 @@ class AzureStore(ObjectStore):
         if limit < 1:
             raise ValueError(f"list_page limit must be at least 1, not {limit}")
         found = await self._call("list", prefix, self._list_sync, prefix, start_after, limit)
-        items = [ObjectInfo(p.name, p.size, _etag(p.etag)) for p in found[:limit]]
+        items = [ObjectInfo(p.name, p.size, unquote_etag(p.etag)) for p in found[:limit]]
         return ListPage(items, items[-1].name if len(found) > limit else None)
 
     def _list_sync(self, prefix: str, start_after: str | None, limit: int) -> list[BlobProperties]:
@@ -494,10 +495,6 @@ def _broken_transfer(exc: BaseException) -> bool:
         current = inner if isinstance(inner, BaseException) else current.__cause__
         seen += 1
     return False
-
-
-def _etag(etag: str | None) -> str | None:
-    return etag.strip('"') if etag else etag
 
 
 def _quiet_sdk_logging() -> None:

@@ -89,6 +89,7 @@ from objfs.storage.api import (
     raise_payload_error,
     read_whole,
     run_blocking,
+    unquote_etag,
 )
 from objfs.storage.errors import (
     AlreadyExists,
@@ -502,7 +503,7 @@ class SwiftStore(ObjectStore):
         except NotFound as exc:
             raise await self._not_found(exc) from exc
         self._container_seen = True
-        return ObjectInfo(name, int(headers["content-length"]), _etag(headers.get("etag")))
+        return ObjectInfo(name, int(headers["content-length"]), unquote_etag(headers.get("etag")))
 
     async def delete(self, name: str) -> None:
         check_name(name)
@@ -527,7 +528,7 @@ class SwiftStore(ObjectStore):
 
         items = await self._run(self.container, "list", listing)
         self._container_seen = True
-        infos = [ObjectInfo(i["name"], int(i["bytes"]), _etag(i.get("hash"))) for i in items]
+        infos = [ObjectInfo(i["name"], int(i["bytes"]), unquote_etag(i.get("hash"))) for i in items]
         # Swift lists in UTF-8 byte order already (SQLite's binary collation).
         last = infos[-1].name if len(infos) == limit else None
         return ListPage(infos, last)
@@ -615,10 +616,6 @@ class SwiftStore(ObjectStore):
         except NotFound:
             return False
         return True
-
-
-def _etag(value: str | None) -> str | None:
-    return value.strip('"') if value else None
 
 
 def _age(headers: dict) -> float:
