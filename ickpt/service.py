@@ -20,6 +20,7 @@ from typing import Any
 
 from ickpt.store import CheckpointStore, Conflict, StoreError
 from objfs.rpc import InvalidArgument, RpcError
+from objfs.rpc.args import arg
 from objfs.rpc.server import Session
 
 log = logging.getLogger(__name__)
@@ -27,12 +28,6 @@ log = logging.getLogger(__name__)
 STORE_UNAVAILABLE = "store_unavailable"
 
 Handler = Callable[[Session, Any], Awaitable[Any]]
-
-
-def _arg(args: Any, name: str, kind: type) -> Any:
-    if not isinstance(args, dict) or not isinstance(args.get(name), kind):
-        raise InvalidArgument(f"argument {name!r} must be {kind.__name__}")
-    return args[name]
 
 
 def _guarded(method: Callable[[Any], Awaitable[Any]]) -> Handler:
@@ -54,19 +49,19 @@ def _guarded(method: Callable[[Any], Awaitable[Any]]) -> Handler:
 
 def handlers(store: CheckpointStore) -> dict[str, Handler]:
     async def get(args: Any) -> Any:
-        found = await store.get(_arg(args, "key", str))
+        found = await store.get(arg(args, "key", str))
         return None if found is None else list(found)
 
     async def put(args: Any) -> Any:
-        key, value = _arg(args, "key", str), _arg(args, "value", bytes)
-        return {"version": await store.put(key, value, _arg(args, "expected", int))}
+        key, value = arg(args, "key", str), arg(args, "value", bytes)
+        return {"version": await store.put(key, value, arg(args, "expected", int))}
 
     async def delete(args: Any) -> Any:
-        await store.delete(_arg(args, "key", str), _arg(args, "expected", int))
+        await store.delete(arg(args, "key", str), arg(args, "expected", int))
         return {"deleted": True}
 
     async def list_keys(args: Any) -> Any:
-        return await store.list(_arg(args, "prefix", str))
+        return await store.list(arg(args, "prefix", str))
 
     methods = {"get": get, "put": put, "delete": delete, "list": list_keys}
     return {name: _guarded(method) for name, method in methods.items()}

@@ -10,6 +10,7 @@ registered in objfs.rpc.errors, each with an errno.
 from objfs.rpc.client import ReconnectPolicy, RpcClient
 from objfs.rpc.errors import (
     AlreadyExists,
+    CodedError,
     FrameTooLarge,
     InternalError,
     InvalidArgument,
@@ -30,6 +31,7 @@ from objfs.rpc.wire import DEFAULT_MAX_FRAME
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "AlreadyExists",
+    "CodedError",
     "FrameTooLarge",
     "InternalError",
     "InvalidArgument",

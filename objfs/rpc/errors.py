@@ -28,7 +28,7 @@ class RpcError(Exception):
         self.message = message
 
 
-class _Coded(RpcError):
+class CodedError(RpcError):
     """Base of errors whose code is fixed by their class: raise `NotFound("why")`."""
 
     def __init__(self, message: str = "") -> None:
@@ -48,50 +48,50 @@ def error_for(code: str, message: str) -> RpcError:
     cls = _registry.get(code)
     if cls is None:
         return RpcError(code, message)
-    if issubclass(cls, _Coded):
+    if issubclass(cls, CodedError):
         return cls(message)
     return cls(code, message)
 
 
 @register
-class NotFound(_Coded):
+class NotFound(CodedError):
     code = "not_found"
     errno = _errno.ENOENT
 
 
 @register
-class AlreadyExists(_Coded):
+class AlreadyExists(CodedError):
     code = "exists"
     errno = _errno.EEXIST
 
 
 @register
-class PermissionDenied(_Coded):
+class PermissionDenied(CodedError):
     code = "permission"
     errno = _errno.EACCES
 
 
 @register
-class InvalidArgument(_Coded):
+class InvalidArgument(CodedError):
     code = "invalid"
     errno = _errno.EINVAL
 
 
 @register
-class NoSuchMethod(_Coded):
+class NoSuchMethod(CodedError):
     code = "no_method"
     errno = _errno.ENOSYS
 
 
 @register
-class InternalError(_Coded):
+class InternalError(CodedError):
     """The handler failed unexpectedly; the server logged the details."""
 
     code = "internal"
 
 
 @register
-class ReplyExpired(_Coded):
+class ReplyExpired(CodedError):
     """A resent request whose stored reply was already dropped (TTL or table bound).
 
     The request may or may not have run; it is not run again.
@@ -101,13 +101,13 @@ class ReplyExpired(_Coded):
 
 
 @register
-class RpcTimeout(_Coded):
+class RpcTimeout(CodedError):
     code = "timeout"
     errno = _errno.ETIMEDOUT
 
 
 @register
-class RpcUnavailable(_Coded):
+class RpcUnavailable(CodedError):
     """The server could not be reached (the reconnect policy gave up, or TLS failed)."""
 
     code = "unavailable"

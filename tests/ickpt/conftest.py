@@ -5,12 +5,10 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import select
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,6 +23,7 @@ from ickpt.etcdstore import EtcdStore
 from ickpt.logstore import LogStore
 from ickpt.remote import RemoteStore
 from ickpt.store import CheckpointStore
+from tests import daemons
 
 CLUSTER_READY_TIMEOUT = 20.0
 DAEMON_READY_TIMEOUT = 20.0
@@ -78,36 +77,11 @@ class Daemon:
 
 def start_daemon(*args: str) -> Daemon:
     """Start `ickpt --port 0 ARGS` and wait (with a deadline) for its listening line."""
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ickpt"), "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        ready, _, _ = select.select([proc.stdout], [], [], DAEMON_READY_TIMEOUT)
-        line = proc.stdout.readline() if ready else ""
-        if not line.startswith("ickpt listening on "):
-            raise RuntimeError(f"ickpt did not start: {line!r}")
-        return Daemon(proc, int(line.rsplit(":", 1)[1]))
-    except BaseException:
-        stop_daemon(proc)
-        raise
+    started = daemons.start([daemons.command("ickpt"), "--port", "0", *args], "ickpt listening on ")
+    return Daemon(started.proc, int(started.line.rsplit(":", 1)[1]))
 
 
-def stop_daemon(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
-    """Stop by PID (SIGTERM, or `sig`), SIGKILL after a deadline; the exit code."""
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for pipe in (proc.stdout, proc.stderr):
-        if pipe:
-            pipe.close()
-    return proc.returncode
+stop_daemon = daemons.stop
 
 
 @pytest.fixture

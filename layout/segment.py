@@ -1,0 +1,32 @@
+"""A log segment being assembled: records appended into one future object.
+
+Whoever writes a segment (imgr's checkpoints, iclient's flushes, the bulk
+loader) appends framed records to it, gets back each record's Location, and
+uploads `data` once as object `number`. It is a `layout.btree.SegmentWriter`.
+"""
+
+from __future__ import annotations
+
+from layout.codec import Location
+
+
+class Segment:
+    """Bytes of object `number`, built by appending records."""
+
+    def __init__(self, number: int) -> None:
+        if number <= 0:
+            raise ValueError(f"a segment is a numbered object above 0, got {number}")
+        self.number = number
+        self._data = bytearray()
+
+    def append(self, record: bytes) -> Location:
+        location = Location(self.number, len(self._data), len(record))
+        self._data += record
+        return location
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def data(self) -> bytes:
+        return bytes(self._data)

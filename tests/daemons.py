@@ -1,0 +1,53 @@
+"""Starting the project's daemons (ickpt, imgr) as processes, and stopping them by PID."""
+
+from __future__ import annotations
+
+import select
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+READY_TIMEOUT = 20.0
+
+
+@dataclass
+class Daemon:
+    proc: subprocess.Popen
+    line: str  # the line it printed once it was ready
+
+
+def command(name: str) -> str:
+    """The console script `name` of this virtualenv."""
+    return str(Path(sys.executable).parent / name)
+
+
+def start(argv: list[str], ready: str) -> Daemon:
+    """Start argv and wait (with a deadline) for its first line, which must start with `ready`."""
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        readable, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
+        line = proc.stdout.readline() if readable else ""
+        if not line.startswith(ready):
+            err = proc.stderr.read() if proc.poll() is not None else ""
+            raise RuntimeError(f"{argv[0]} did not start: {line!r} {err[-2000:]}")
+        return Daemon(proc, line.strip())
+    except BaseException:
+        stop(proc)
+        raise
+
+
+def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    """Stop by PID (SIGTERM, or `sig`), SIGKILL after a deadline; the exit code."""
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
+    return proc.returncode
