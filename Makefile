@@ -34,6 +34,7 @@ bench: install
 	$(BIN)/python bench/storage.py
 	$(BIN)/python bench/btree.py
 	$(BIN)/python bench/ickpt.py
+	$(BIN)/python bench/imgr.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .hypothesis

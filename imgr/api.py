@@ -16,7 +16,9 @@ Numbers
     FetchNonceRange {mount, kind: "inode"|"object", count}
                                      -> {first, count}   numbers first..first+count-1
         Never handed out twice, even across imgr crashes (the range is in a
-        checkpoint before it is answered).
+        checkpoint before it is answered). Fresh inode numbers count as
+        exclusively leased to the mount that fetched them (nobody else knows
+        them) until another mount asks for a lease on one; no Lease call needed.
 
 Inode table
     GetInodeTableEntry {mount, inode} -> [object, offset, length]   (not_found)

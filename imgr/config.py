@@ -10,7 +10,7 @@
     lease_timeout = 10.0          # a holder must answer a lease interrupt within this
     mount_ttl = 60.0              # a mount not renewed within this is expelled
     owner_ttl = 30.0              # another imgr may take a volume over after this silence
-    cache_mib = 64                # inode-table pages kept decoded, per volume
+    cache_mib = 64                # memory for decoded inode-table pages, per volume
 
     [volumes.NAME]                # served from start
     url = "swift://container?..."

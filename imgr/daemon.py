@@ -16,8 +16,9 @@ from dataclasses import dataclass
 import trio
 
 from ickpt.remote import RemoteStore
+from ickpt.store import StoreError
 from imgr import auth, status
-from imgr.api import NoVolume
+from imgr.api import Fenced, NoVolume
 from imgr.config import Config, ConfigError, check_volume_name
 from imgr.ownership import VolumeBusy
 from imgr.service import MethodStats, handlers
@@ -105,7 +106,7 @@ class Imgr:
         )
         try:
             await self._nursery.start(self._run_volume, volume)
-        except (VolumeBusy, NotFound, LayoutError, StorageError) as exc:
+        except (VolumeBusy, Fenced, NotFound, LayoutError, StorageError, StoreError) as exc:
             self._failed[name] = (url, str(exc))
             raise RpcUnavailable(f"volume {name} not served: {exc}") from None
         self._failed.pop(name, None)
@@ -132,6 +133,16 @@ class Imgr:
 
     def served(self) -> dict[str, Volume]:
         return {name: served.volume for name, served in self._served.items()}
+
+    def listing(self) -> list[dict]:
+        """Every volume with its (redacted) URL and state, for ListVolumes."""
+        rows = [
+            {"name": name, "url": redact(volume.url), "state": volume.state_name}
+            for name, volume in self.served().items()
+        ]
+        for name, (url, why) in self._failed.items():
+            rows.append({"name": name, "url": redact(url), "state": "failed", "reason": why})
+        return rows
 
     def failed(self) -> dict[str, tuple[str, str]]:
         """Volumes that could not be served: name -> (url, why)."""

@@ -69,10 +69,19 @@ async def claim(ckpt: CheckpointStore, volume: str, me: str, ttl: float) -> int:
 
 async def heartbeat(ckpt: CheckpointStore, volume: str, me: str, version: int) -> int:
     """Refresh the record; Fenced if another imgr has taken the volume over."""
+    key = owner_key(volume)
     try:
-        return await ckpt.put(owner_key(volume), _record(me), version)
+        return await ckpt.put(key, _record(me), version)
     except Conflict:
+        found = await ckpt.get(key)
+        if found is not None and _owner(found[1]).get("pid") == os.getpid() and _mine(found, me):
+            return found[0]  # our own write, its answer lost (ickpt restarted)
         raise Fenced(f"volume {volume} was taken over by another imgr") from None
+
+
+def _mine(found: tuple[int, bytes], me: str) -> bool:
+    owner = _owner(found[1])
+    return owner.get("id") == me and owner.get("host") == socket.gethostname()
 
 
 async def give_up(ckpt: CheckpointStore, volume: str, version: int) -> None:

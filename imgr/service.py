@@ -142,7 +142,7 @@ def handlers(imgr: Imgr, stats: dict[str, MethodStats]) -> dict[str, Handler]:
         return {"mode": mode.value}
 
     async def list_volumes(session: Session, args: Any) -> Any:
-        return [{"name": v["name"], "url": v["url"], "state": v["state"]} for v in imgr.volumes()]
+        return imgr.listing()
 
     async def serve_volume(session: Session, args: Any) -> Any:
         secret = arg(args, "secret", (str, type(None)), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from imgr import ownership
 from imgr.accounts import AccountingError
 from imgr.api import ROOT_INODE, Expelled, Fenced
 from imgr.auth import Authenticator
+from imgr.fresh import FreshInodes
 from imgr.leases import LeaseRevoked, LeaseTable, Mode
 from imgr.mounts import Mount, Mounts
 from imgr.state import VolumeState, load
@@ -35,6 +36,11 @@ from objfs.rpc import InvalidArgument, NotFound, PermissionDenied, RpcUnavailabl
 from objfs.storage import ObjectStore
 
 log = logging.getLogger(__name__)
+
+# The page cache bounds encoded bytes; a decoded inode-table page takes about
+# ten times its encoded size in memory (measured by bench/imgr.py), and the
+# configured cache size means memory.
+DECODED_PER_ENCODED_BYTE = 10
 
 
 @dataclass(frozen=True)
@@ -77,9 +83,10 @@ class Volume:
         self.fenced: str | None = None
         self.mounts = Mounts(name, timing.mount_ttl)
         self.leases = LeaseTable(self._interrupt, self._expelled_by_leases, timing.lease_timeout)
+        self.fresh = FreshInodes()
         self.checkpoints = 0
         self._session_for = session_for
-        self._cache = PageCache(cache_bytes)
+        self._cache = PageCache(cache_bytes // DECODED_PER_ENCODED_BYTE)
         self._reader = StoreReader(store)
         self._state: VolumeState | None = None
         self._doomed: set[int] = set()  # deleted while open somewhere
@@ -97,22 +104,27 @@ class Volume:
             self.ckpt, self.name, self.me, self.timing.owner_ttl
         )
         self._state = await self._load()
+        # The takeover checkpoint: any earlier owner's next swap now fails.
+        await self._checkpoint()
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 await nursery.start(self.leases.run)
-                # The takeover checkpoint: any earlier owner's next swap now fails.
-                await self._checkpoint()
                 self.state_name = "serving"
-                nursery.start_soon(self._checkpoint_loop)
-                nursery.start_soon(self._heartbeat_loop)
+                nursery.start_soon(self._fenced_on_error, self._checkpoint_loop)
+                nursery.start_soon(self._fenced_on_error, self._heartbeat_loop)
                 nursery.start_soon(self._expiry_loop)
                 task_status.started()
-        except Fenced as exc:
-            self._fence(str(exc))
         finally:
             self._nursery = None
             self._done.set()
+
+    async def _fenced_on_error(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run `loop`; if another imgr took the volume over, stop serving it."""
+        try:
+            await loop()
+        except Fenced as exc:
+            self._fence(str(exc))
 
     async def _load(self) -> VolumeState:
         found = await self.ckpt.get(ownership.checkpoint_key(self.name))
@@ -209,8 +221,6 @@ class Volume:
                 )
             except StoreError as exc:
                 log.warning("volume %s: heartbeat not written: %s", self.name, exc)
-            except Fenced as exc:
-                self._fence(str(exc))
 
     # ------------------------------------------------------------- mounts
 
@@ -231,6 +241,7 @@ class Volume:
     async def unmount(self, mount_id: str) -> None:
         mount = self.live(mount_id)
         self.leases.release_all(mount.id)
+        self.fresh.drop(mount.id)
         await self._closed_all(self.mounts.remove(mount))
 
     async def _expiry_loop(self) -> None:
@@ -243,6 +254,7 @@ class Volume:
     async def _expel(self, mount: Mount, reason: str) -> None:
         opens = self.mounts.expel(mount, reason)
         self.leases.release_all(mount.id)
+        self.fresh.drop(mount.id)
         await self._closed_all(opens)
 
     def _expelled_by_leases(self, mount_id: str, reason: str) -> None:
@@ -263,6 +275,10 @@ class Volume:
     async def lease(self, mount_id: str, inode: int, op: str) -> Mode:
         mount = self.live(mount_id)
         self._check_inode(inode)
+        owner = self.fresh.take(inode)
+        if owner is not None:
+            # Published at last: from now on an ordinary lease, interrupted like any.
+            await self.leases.acquire(owner, inode, Mode.EXCLUSIVE)
         if op == "release":
             self.leases.release(mount.id, inode)
             return Mode.NONE
@@ -281,19 +297,24 @@ class Volume:
     def _check_exclusive(self, mount: Mount, inodes: Any) -> None:
         for inode in inodes:
             self._check_inode(inode)
-            if not self.leases.holds_exclusive(mount.id, inode):
+            mine = self.leases.holds_exclusive(mount.id, inode)
+            if not mine and self.fresh.owner(inode) != mount.id:
                 raise PermissionDenied(f"mount {mount.id} holds no exclusive lease on {inode}")
 
     # ------------------------------------------------------------ numbers
 
     async def fetch_nonces(self, mount_id: str, kind: str, count: int) -> int:
-        self.live(mount_id)
+        mount = self.live(mount_id)
         while True:
             nonces = self.state.inodes if kind == "inode" else self.state.objects
             first = nonces.take(count)
             if first is not None:
-                return first
+                break
             await self._await_checkpoint()
+        mount = self.live(mount_id)  # it may have been expelled while it waited
+        if kind == "inode":
+            self.fresh.add(mount.id, first, count)
+        return first
 
     # -------------------------------------------------------- inode table
 
@@ -413,8 +434,9 @@ class Volume:
                 if head is not None:
                     for obj, nbytes in (await self._inode_bytes(inode, head)).items():
                         _add(released, obj, nbytes)
-            present = [i for i in gone if await state.table.get(i) is not None]
-            await self._change_table(state, {}, present, {})
+            olds = {i: await state.table.get(i) for i in gone}
+            present = [i for i in gone if olds[i] is not None]
+            await self._change_table(state, {}, present, olds)
             state.accounts.apply({}, {}, released)
             state.inode_count -= len(present)
             state.changes += 1
