@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # configured cache size means memory.
 DECODED_PER_ENCODED_BYTE = 10
 
+HEAD_READS = 16  # heads of deleted inodes read at once
+
 
 @dataclass(frozen=True)
 class Timing:
@@ -355,9 +357,8 @@ class Volume:
                 _add(referenced, location.object, location.length)
                 if olds[inode] is not None:
                     _add(released, olds[inode].object, olds[inode].length)
-            for inode in now:
-                for obj, nbytes in (await self._inode_bytes(inode, olds[inode])).items():
-                    _add(released, obj, nbytes)
+            for obj, nbytes in (await self._heads_bytes({i: olds[i] for i in now})).items():
+                _add(released, obj, nbytes)
             try:
                 state.accounts.check(batch.written, referenced, released)
             except AccountingError as exc:
@@ -389,6 +390,34 @@ class Volume:
                     else:
                         await state.table.put(inode, olds[inode])
             raise
+
+    async def _heads_bytes(self, heads: dict[int, Location]) -> dict[int, int]:
+        """The bytes of all these inodes (see _inode_bytes), HEAD_READS heads read at once.
+
+        Read one at a time, a batch deleting 500 inodes would hold the volume's
+        lock for 500 store round trips: seconds on Swift or Azure.
+        """
+        found: dict[int, int] = {}
+        failed: list[Exception] = []
+        limiter = trio.CapacityLimiter(HEAD_READS)
+
+        async def read(inode: int, head: Location) -> None:
+            try:
+                async with limiter:
+                    counts = await self._inode_bytes(inode, head)
+            except Exception as exc:  # raised as it is below, not in an ExceptionGroup
+                failed.append(exc)
+                nursery.cancel_scope.cancel()
+                return
+            for obj, nbytes in counts.items():
+                _add(found, obj, nbytes)
+
+        async with trio.open_nursery() as nursery:
+            for inode, head in heads.items():
+                nursery.start_soon(read, inode, head)
+        if failed:
+            raise failed[0]
+        return found
 
     async def _inode_bytes(self, inode: int, head: Location) -> dict[int, int]:
         """Every byte the inode refers to: its head and its payload."""
@@ -428,14 +457,9 @@ class Volume:
             return
         state = self._state
         async with state.lock:
-            released: dict[int, int] = {}
-            for inode in gone:
-                head = await state.table.get(inode)
-                if head is not None:
-                    for obj, nbytes in (await self._inode_bytes(inode, head)).items():
-                        _add(released, obj, nbytes)
             olds = {i: await state.table.get(i) for i in gone}
             present = [i for i in gone if olds[i] is not None]
+            released = await self._heads_bytes({i: olds[i] for i in present})
             await self._change_table(state, {}, present, olds)
             state.accounts.apply({}, {}, released)
             state.inode_count -= len(present)
