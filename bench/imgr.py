@@ -237,7 +237,7 @@ async def measure_puts(imgr: Imgr, name: str, clients: int, batch: int, seconds:
         writers = await mounted(stack, imgr, name, clients)
         async with trio.open_nursery() as nursery:
             for w in writers:
-                nursery.start_soon(w.prepare, INODES_PER_CLIENT, 16)
+                nursery.start_soon(w.prepare, INODES_PER_CLIENT)
         calls = 0
 
         async def loop(w: Writer) -> None:

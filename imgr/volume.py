@@ -186,7 +186,12 @@ class Volume:
         assert state is not None
         async with state.lock:
             prepared = ckpt_steps.prepare(state)
-        await ckpt_steps.store_segment(self.store, prepared)
+        segment = prepared.segment.number
+        self._reader.unstored[segment] = prepared.segment.data
+        try:
+            await ckpt_steps.store_segment(self.store, prepared)
+        finally:
+            del self._reader.unstored[segment]
         key = ownership.checkpoint_key(self.name)
         version = await ckpt_steps.swap(self.ckpt, key, state, prepared)
         ckpt_steps.made_durable(state, prepared, version)

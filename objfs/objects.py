@@ -19,14 +19,27 @@ log = logging.getLogger(__name__)
 
 
 class StoreReader:
-    """A `layout.btree.PageReader` over an object store."""
+    """A `layout.btree.PageReader` over an object store.
+
+    A segment's pages are cached under their new Locations as soon as the
+    tree is flushed into it, before the segment is stored; one evicted
+    meanwhile must be read back from the segment's bytes, so a writer lists
+    its segments in `unstored` until they are stored.
+    """
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
+        self.unstored: dict[int, bytes] = {}
 
     async def read(self, location: Location) -> bytes:
         name = object_name(location.object)
         where = f"object {name} at {location.offset}"
+        pending = self.unstored.get(location.object)
+        if pending is not None:
+            data = pending[location.offset : location.offset + location.length]
+            if len(data) != location.length:
+                raise LayoutError(f"unstored segment holds {len(pending)} bytes", where)
+            return data
         try:
             data = await self.store.get(name, location.offset, location.length)
         except NotFound:
