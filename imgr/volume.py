@@ -33,7 +33,7 @@ from layout.pagecache import PageCache
 from layout.records import Checkpoint, InodeHead
 from objfs.objects import StoreReader
 from objfs.rpc import InvalidArgument, NotFound, PermissionDenied, RpcUnavailable, Session
-from objfs.storage import ObjectStore
+from objfs.storage import ObjectStore, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class Volume:
         self.store, self.ckpt, self.auth = store, ckpt, auth
         self.timing = timing
         self.state_name = "starting"
+        self.reason: str | None = None  # why it is not serving (fenced, failed)
         self.fenced: str | None = None
         self.mounts = Mounts(name, timing.mount_ttl)
         self.leases = LeaseTable(self._interrupt, self._expelled_by_leases, timing.lease_timeout)
@@ -113,20 +114,23 @@ class Volume:
                 self._nursery = nursery
                 await nursery.start(self.leases.run)
                 self.state_name = "serving"
-                nursery.start_soon(self._fenced_on_error, self._checkpoint_loop)
-                nursery.start_soon(self._fenced_on_error, self._heartbeat_loop)
-                nursery.start_soon(self._expiry_loop)
+                nursery.start_soon(self._stopping_on_error, self._checkpoint_loop)
+                nursery.start_soon(self._stopping_on_error, self._heartbeat_loop)
+                nursery.start_soon(self._stopping_on_error, self._expiry_loop)
                 task_status.started()
         finally:
             self._nursery = None
             self._done.set()
 
-    async def _fenced_on_error(self, loop: Callable[[], Awaitable[None]]) -> None:
-        """Run `loop`; if another imgr took the volume over, stop serving it."""
+    async def _stopping_on_error(self, loop: Callable[[], Awaitable[None]]) -> None:
+        """Run `loop`; if it fails, stop serving this volume (and only this one)."""
         try:
             await loop()
         except Fenced as exc:
             self._fence(str(exc))
+        except Exception as exc:
+            log.exception("volume %s: %s failed", self.name, loop.__name__)
+            self._stop_serving("failed", f"{loop.__name__} failed: {exc!r:.200}")
 
     async def _load(self) -> VolumeState:
         found = await self.ckpt.get(ownership.checkpoint_key(self.name))
@@ -150,7 +154,11 @@ class Volume:
     def _fence(self, reason: str) -> None:
         log.error("volume %s: fenced, no longer served: %s", self.name, reason)
         self.fenced = reason
-        self.state_name = "fenced"
+        self._stop_serving("fenced", reason)
+
+    def _stop_serving(self, state_name: str, reason: str) -> None:
+        self.state_name = state_name
+        self.reason = reason
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
         self._done.set()
@@ -160,7 +168,8 @@ class Volume:
         if self.fenced is not None:
             raise Fenced(f"volume {self.name}: {self.fenced}")
         if self._state is None or self.state_name != "serving":
-            raise RpcUnavailable(f"volume {self.name} is {self.state_name}")
+            why = f": {self.reason}" if self.reason else ""
+            raise RpcUnavailable(f"volume {self.name} is {self.state_name}{why}")
         return self._state
 
     # -------------------------------------------------------- checkpoints
@@ -262,7 +271,12 @@ class Volume:
         opens = self.mounts.expel(mount, reason)
         self.leases.release_all(mount.id)
         self.fresh.drop(mount.id)
-        await self._closed_all(opens)
+        try:
+            await self._closed_all(opens)
+        except (LayoutError, StorageError) as exc:
+            log.error(
+                "volume %s: inodes closed by expelled %s not deleted: %s", self.name, mount.id, exc
+            )
 
     def _expelled_by_leases(self, mount_id: str, reason: str) -> None:
         mount = self.mounts.get(mount_id)
@@ -483,6 +497,7 @@ class Volume:
             "url": self.url,
             "state": self.state_name,
             "fenced": self.fenced,
+            "reason": self.reason,
             "volume_id": state.volume_id.hex() if state else None,
             "mounts": len(self.mounts.alive()),
             "leases": len(self.leases.snapshot()),

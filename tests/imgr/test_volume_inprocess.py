@@ -1,0 +1,111 @@
+"""One Volume in process, on mem://, where a test controls the store exactly."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trio
+
+from ickpt.logstore import LogStore
+from imgr.auth import authenticator
+from imgr.format import format_volume
+from imgr.volume import Batch, Timing, Volume
+from layout.codec import Location
+from layout.naming import object_name
+from objfs.rpc import RpcUnavailable
+from objfs.storage.mem import MemStore
+
+SECRET = "s"
+
+
+class GatedStore(MemStore):
+    """Holds back every segment put while `gate` is closed; fails them with `error`."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.gate: trio.Event | None = None
+        self.waiting = trio.Event()
+        self.error: Exception | None = None
+
+    async def put(self, name: str, data, *, if_absent: bool = False) -> None:
+        if self.error is not None:
+            raise self.error
+        if self.gate is not None and name != object_name(0):
+            self.waiting.set()
+            await self.gate.wait()
+        await super().put(name, data, if_absent=if_absent)
+
+
+@dataclass
+class FakeSession:
+    client_id: str = "client"
+    peer: str = "test"
+
+
+@asynccontextmanager
+async def served_volume(tmp_path: Path, name: str):
+    store = GatedStore(name)
+    ckpt = await LogStore.open(tmp_path / "ckpt.log")
+    try:
+        await format_volume(store, ckpt, "v")
+        yield (
+            store,
+            Volume(
+                "v",
+                store.url,
+                store,
+                ckpt,
+                authenticator(store.url, SECRET),
+                me="test",
+                timing=Timing(checkpoint_interval=3600),
+                cache_bytes=0,
+                session_for=lambda client_id: None,
+            ),
+        )
+    finally:
+        await ckpt.aclose()
+
+
+async def put_one(volume: Volume) -> tuple[str, int, Location]:
+    mount = await volume.mount(FakeSession(), SECRET)
+    inode = await volume.fetch_nonces(mount.id, "inode", 1)
+    obj = await volume.fetch_nonces(mount.id, "object", 1)
+    head = Location(obj, 0, 10)
+    await volume.put_entries(mount.id, Batch({inode: head}, [], {obj: 10}, {}, {}))
+    return mount.id, inode, head
+
+
+async def test_table_pages_are_read_from_a_segment_still_uploading(tmp_path: Path):
+    # No page cache at all: every read of the table goes to the segment the
+    # checkpoint has just flushed the tree into, not stored until the upload ends.
+    async with served_volume(tmp_path, "checkpoint-upload") as (store, volume):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(volume.serve)
+                mount, inode, head = await put_one(volume)
+                store.gate = trio.Event()
+                nursery.start_soon(volume.flush)
+                await store.waiting.wait()  # the checkpoint's segment is uploading now
+                assert await volume.get_entry(mount, inode) == head
+                store.gate.set()
+                store.gate = None
+                await volume.flush()
+                assert await volume.get_entry(mount, inode) == head
+                nursery.cancel_scope.cancel()
+
+
+async def test_a_failing_checkpoint_stops_only_its_volume(tmp_path: Path):
+    async with served_volume(tmp_path, "checkpoint-fails") as (store, volume):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(volume.serve)
+                await put_one(volume)
+                store.error = RuntimeError("a bug, not a storage error")
+                with pytest.raises(RpcUnavailable, match="failed: _checkpoint_loop failed"):
+                    await volume.flush()
+            # The nursery ended without an error: the imgr around it goes on.
+        assert volume.state_name == "failed"
+        assert volume.summary()["reason"].startswith("_checkpoint_loop failed")
