@@ -63,6 +63,7 @@ def prepare(state: VolumeState, segment: Segment | None = None) -> Prepared:
         bytes_referenced=accounts.bytes_referenced,
         referenced=dict(accounts.referenced),
         deleting=deleting,
+        orphans=tuple(sorted(state.orphans)),
     )
     location = segment.append(superblock.encode())
     record = Checkpoint(

@@ -9,7 +9,7 @@ in through a bounded page cache, so memory does not grow with the volume.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import trio
 
@@ -41,6 +41,8 @@ class VolumeState:
     # Serializes writers of the table with the checkpoint's flush of it.
     lock: trio.Lock
     changes: int = 0  # batches applied since this imgr started
+    # Inodes deleted while a mount had them open: deleted at their last close.
+    orphans: set[int] = field(default_factory=set)
 
     @property
     def sequence(self) -> int:
@@ -105,4 +107,5 @@ async def load(
         version=version,
         reader=reader,
         lock=trio.Lock(),
+        orphans=set(sb.orphans),
     )

@@ -92,7 +92,6 @@ class Volume:
         self._cache = PageCache(cache_bytes // DECODED_PER_ENCODED_BYTE)
         self._reader = StoreReader(store)
         self._state: VolumeState | None = None
-        self._doomed: set[int] = set()  # deleted while open somewhere
         self._owner_version = 0
         self._durable_changes = 0
         self._want = trio.Event()
@@ -117,6 +116,8 @@ class Volume:
                 nursery.start_soon(self._stopping_on_error, self._checkpoint_loop)
                 nursery.start_soon(self._stopping_on_error, self._heartbeat_loop)
                 nursery.start_soon(self._stopping_on_error, self._expiry_loop)
+                if self._state.orphans:
+                    nursery.start_soon(self._stopping_on_error, self._orphans_after_restart)
                 task_status.started()
         finally:
             self._nursery = None
@@ -260,6 +261,15 @@ class Volume:
         self.fresh.drop(mount.id)
         await self._closed_all(self.mounts.remove(mount))
 
+    async def _orphans_after_restart(self) -> None:
+        """Orphans of the checkpoint we started from: nobody has said they have them open.
+
+        Their mounts had to mount again (mount ids do not survive imgr); once
+        they had a mount TTL to reopen them, the orphans still closed go.
+        """
+        await trio.sleep(self.timing.mount_ttl)
+        await self._closed_all(dict.fromkeys(self.state.orphans, 0))
+
     async def _expiry_loop(self) -> None:
         while True:
             await trio.sleep(self.timing.mount_ttl / 4)
@@ -385,9 +395,9 @@ class Volume:
             await self._change_table(state, batch.entries, now, olds)
             state.accounts.apply(batch.written, referenced, released)
             state.inode_count += sum(olds[i] is None for i in batch.entries) - len(now)
+            state.orphans.update(set(batch.deletes) - set(now))
+            state.orphans.difference_update(now)
             state.changes += 1
-        self._doomed.update(set(batch.deletes) - set(now))
-        self._doomed.difference_update(now)
 
     async def _change_table(
         self, state: VolumeState, entries: dict, deletes: list[int], olds: dict
@@ -470,11 +480,13 @@ class Volume:
         return 0
 
     async def _closed_all(self, opens: dict[int, int]) -> None:
-        """Delete the doomed inodes that nobody has open any more."""
-        gone = [i for i in opens if i in self._doomed and not self.mounts.open_anywhere(i)]
-        if not gone or self._state is None:
-            return
+        """Delete the orphans (deleted while open) that nobody has open any more."""
         state = self._state
+        if state is None:
+            return
+        gone = [i for i in opens if i in state.orphans and not self.mounts.open_anywhere(i)]
+        if not gone:
+            return
         async with state.lock:
             olds = {i: await state.table.get(i) for i in gone}
             present = [i for i in gone if olds[i] is not None]
@@ -482,8 +494,8 @@ class Volume:
             await self._change_table(state, {}, present, olds)
             state.accounts.apply({}, {}, released)
             state.inode_count -= len(present)
+            state.orphans.difference_update(gone)
             state.changes += 1
-        self._doomed.difference_update(gone)
 
     # -------------------------------------------------------------- status
 

@@ -16,16 +16,20 @@ Checkpoint (CHECKPOINT, version 1), the root of a volume, kept in ickpt
     next_inode / next_object are the nonce high-water marks: no inode or
     object number at or above them has been handed out.
 
-Superblock (SUPERBLOCK, version 1)::
+Superblock (SUPERBLOCK, version 2; version 1 lacks `orphans`)::
 
     [inode_table Location|nil, inode_count u64,
      object_count u64, bytes_written u64, bytes_referenced u64,
-     referenced [[object u64>0, bytes u64>0], ...], deleting [object, ...]]
+     referenced [[object u64>0, bytes u64>0], ...], deleting [object, ...],
+     orphans [inode, ...]]
 
     referenced: for every object still (partly) referenced, how many of its
     bytes are; bytes_referenced is their sum. deleting: objects no longer
     referenced as of this checkpoint, to be deleted once it is durable (so a
-    restarted imgr still deletes them). Version 1 keeps the per-object table
+    restarted imgr still deletes them). orphans: inodes deleted while some
+    mount still had them open; they stay in the inode table until the last
+    close, and a restarted imgr, which knows no open counts, deletes them
+    once its mounts had time to open them again. The per-object table is
     inline; a volume with millions of objects will want it in a B+tree of its
     own, which a later version can add as an appended root Location.
 
@@ -178,7 +182,8 @@ class _Framed:
 
     __slots__ = ()
     KIND: ClassVar[RecordType]
-    VERSION: ClassVar[int]
+    VERSION: ClassVar[int]  # the version written
+    READS: ClassVar[frozenset[int]] = frozenset()  # older versions still read
 
     def to_wire(self) -> list[Any]:
         raise NotImplementedError
@@ -194,7 +199,7 @@ class _Framed:
 
     @classmethod
     def decode(cls, data: bytes, where: str) -> Self:
-        version, payload = unframe(data, cls.KIND, frozenset({cls.VERSION}), where)
+        version, payload = unframe(data, cls.KIND, cls.READS | {cls.VERSION}, where)
         return cls.from_wire(version, payload, where)
 
 
@@ -248,7 +253,8 @@ class Checkpoint(_Framed):
 @dataclass(frozen=True, slots=True)
 class Superblock(_Framed):
     KIND: ClassVar[RecordType] = RecordType.SUPERBLOCK
-    VERSION: ClassVar[int] = 1
+    VERSION: ClassVar[int] = 2
+    READS: ClassVar[frozenset[int]] = frozenset({1})
 
     inode_table: Location | None
     inode_count: int
@@ -257,6 +263,7 @@ class Superblock(_Framed):
     bytes_referenced: int
     referenced: dict[int, int] = field(default_factory=dict)  # object -> referenced bytes
     deleting: tuple[int, ...] = ()  # unreferenced objects, strictly increasing
+    orphans: tuple[int, ...] = ()  # inodes deleted while open, strictly increasing
 
     def to_wire(self) -> list[Any]:
         return [
@@ -267,13 +274,14 @@ class Superblock(_Framed):
             self.bytes_referenced,
             _pairs_to_wire(self.referenced),
             list(self.deleting),
+            list(self.orphans),
         ]
 
     @classmethod
     def from_wire(cls, version: int, payload: Any, where: str) -> Superblock:
-        root, inodes, objects, written, refd, referenced, deleting = _fields(
-            payload, where, "superblock", 7
-        )
+        fields = _fields(payload, where, "superblock", 7 if version == 1 else 8)
+        root, inodes, objects, written, refd, referenced, deleting = fields[:7]
+        orphans = fields[7] if version > 1 else []
         record = cls(
             _optional_location(root, where, "inode table root"),
             expect_int(inodes, where, "inode count"),
@@ -282,6 +290,7 @@ class Superblock(_Framed):
             expect_int(refd, where, "bytes referenced"),
             _sorted_pairs(referenced, where, "referenced bytes", _object_number, _positive),
             _increasing(deleting, where, "objects being deleted", _object_number),
+            _increasing(orphans, where, "orphan inodes", _positive),
         )
         record._check(where)
         return record

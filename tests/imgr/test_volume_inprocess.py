@@ -15,7 +15,7 @@ from imgr.format import format_volume
 from imgr.volume import Batch, Timing, Volume
 from layout.codec import Location
 from layout.naming import object_name
-from objfs.rpc import RpcUnavailable
+from objfs.rpc import NotFound, RpcUnavailable
 from objfs.storage.mem import MemStore
 
 SECRET = "s"
@@ -45,32 +45,39 @@ class FakeSession:
     peer: str = "test"
 
 
+def volume_on(store: GatedStore, ckpt: LogStore, **timing: float) -> Volume:
+    return Volume(
+        "v",
+        store.url,
+        store,
+        ckpt,
+        authenticator(store.url, SECRET),
+        me="test",
+        timing=Timing(**{"checkpoint_interval": 3600, **timing}),
+        cache_bytes=0,
+        session_for=lambda client_id: None,
+    )
+
+
 @asynccontextmanager
-async def served_volume(tmp_path: Path, name: str):
+async def formatted(tmp_path: Path, name: str):
     store = GatedStore(name)
     ckpt = await LogStore.open(tmp_path / "ckpt.log")
     try:
         await format_volume(store, ckpt, "v")
-        yield (
-            store,
-            Volume(
-                "v",
-                store.url,
-                store,
-                ckpt,
-                authenticator(store.url, SECRET),
-                me="test",
-                timing=Timing(checkpoint_interval=3600),
-                cache_bytes=0,
-                session_for=lambda client_id: None,
-            ),
-        )
+        yield store, ckpt
     finally:
         await ckpt.aclose()
 
 
-async def put_one(volume: Volume) -> tuple[str, int, Location]:
-    mount = await volume.mount(FakeSession(), SECRET)
+@asynccontextmanager
+async def served_volume(tmp_path: Path, name: str):
+    async with formatted(tmp_path, name) as (store, ckpt):
+        yield store, volume_on(store, ckpt)
+
+
+async def put_one(volume: Volume, mount_id: str | None = None) -> tuple[str, int, Location]:
+    mount = volume.mounts.get(mount_id) if mount_id else await volume.mount(FakeSession(), SECRET)
     inode = await volume.fetch_nonces(mount.id, "inode", 1)
     obj = await volume.fetch_nonces(mount.id, "object", 1)
     head = Location(obj, 0, 10)
@@ -109,3 +116,41 @@ async def test_a_failing_checkpoint_stops_only_its_volume(tmp_path: Path):
             # The nursery ended without an error: the imgr around it goes on.
         assert volume.state_name == "failed"
         assert volume.summary()["reason"].startswith("_checkpoint_loop failed")
+
+
+async def renewing(volume: Volume, mount_id: str) -> None:
+    while True:
+        volume.renew(mount_id)
+        await trio.sleep(0.05)
+
+
+async def test_orphans_survive_a_restart_until_their_mounts_had_time_to_reopen(tmp_path: Path):
+    # Deleted while open, then imgr stops dead: the new imgr knows no open counts.
+    async with formatted(tmp_path, "orphans") as (store, ckpt):
+        with trio.fail_after(20):
+            before = volume_on(store, ckpt, mount_ttl=3600)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(before.serve)
+                mount, reopened, _ = await put_one(before)
+                _, closed, _ = await put_one(before, mount)
+                for inode in (reopened, closed):
+                    await before.adjust_open(mount, inode, 1)
+                    await before.delete_entry(mount, inode)
+                await before.flush()
+                nursery.cancel_scope.cancel()  # no clean stop
+            after = volume_on(store, ckpt, mount_ttl=0.5)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(after.serve)
+                again = (await after.mount(FakeSession(), SECRET)).id
+                nursery.start_soon(renewing, after, again)
+                await after.adjust_open(again, reopened, 1)
+                assert await after.get_entry(again, closed)  # still readable meanwhile
+                while closed in after.state.orphans:
+                    await trio.sleep(0.05)
+                with pytest.raises(NotFound):
+                    await after.get_entry(again, closed)
+                assert await after.get_entry(again, reopened)
+                await after.adjust_open(again, reopened, -1)
+                with pytest.raises(NotFound):
+                    await after.get_entry(again, reopened)
+                nursery.cancel_scope.cancel()

@@ -75,6 +75,7 @@ def superblocks(draw):
         total,
         referenced,
         tuple(deleting),
+        tuple(sorted(draw(st.sets(positive, max_size=10)))),
     )
 
 
@@ -203,7 +204,7 @@ def test_decoding_as_the_wrong_type_fails(record, as_type):
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)
-@pytest.mark.parametrize("version", [0, 2, 255])
+@pytest.mark.parametrize("version", [0, 3, 255])
 def test_unknown_version_fails(record, version):
     data = frame(record.KIND, version, record.to_wire())
     with pytest.raises(LayoutError, match=f"version {version}"):
@@ -288,7 +289,7 @@ def test_missing_and_extra_fields_fail():
         wire = record.to_wire()
         for bad in (wire[:-1], [*wire, 0], {"a": 1}, None, 5):
             with pytest.raises(LayoutError, match="fields"):
-                type(record).decode(frame(record.KIND, 1, bad), "test")
+                type(record).decode(frame(record.KIND, record.VERSION, bad), "test")
 
 
 BAD_OTHERS = {
@@ -433,3 +434,16 @@ def test_consecutive_names_spread_over_prefixes():
     assert set(counts.values()) == {256}  # exactly even: the low byte cycles
     first = Counter(object_name(n)[0] for n in range(start, start + 16))
     assert len(first) == 16  # even 16 consecutive objects hit 16 distinct ranges
+
+
+def test_a_version_1_superblock_still_reads_with_no_orphans():
+    wire = SUPERBLOCK.to_wire()[:7]
+    decoded = Superblock.decode(frame(Superblock.KIND, 1, wire), "test")
+    assert decoded == SUPERBLOCK and decoded.orphans == ()
+
+
+def test_superblock_orphans_must_be_increasing_inode_numbers():
+    for orphans in ([9, 3], [0], [3, 3]):
+        wire = [*SUPERBLOCK.to_wire()[:7], orphans]
+        with pytest.raises(LayoutError, match="orphan|inode"):
+            Superblock.decode(frame(Superblock.KIND, 2, wire), "test")
