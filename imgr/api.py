@@ -38,7 +38,9 @@ Inode table
     DeleteInodeTableEntry {mount, inode} -> {}
         The inode and all its bytes (its head, and the payload its head's
         accounting lists) are released once no mount has it open; until then
-        it stays readable by those that do.
+        it stays readable by those that do. Such orphans are kept in the
+        checkpoint: after an imgr restart they go once the mounts had a
+        mount TTL to mount again and reopen them (AdjustInodeOpenCount).
     AdjustInodeOpenCount {mount, inode, delta} -> {open: n}   (this mount's count)
     Flush {mount}                    -> {sequence}
         Returns once a checkpoint holding every Put answered before this call
