@@ -102,7 +102,7 @@ class Imgr:
             me=self.config.id,
             timing=self.timing,
             cache_bytes=self.config.cache_mib << 20,
-            session_for=self.server.session,
+            sessions=self.server,
         )
         try:
             await self._nursery.start(self._run_volume, volume)

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import trio
 
@@ -43,6 +43,12 @@ log = logging.getLogger(__name__)
 DECODED_PER_ENCODED_BYTE = 10
 
 HEAD_READS = 16  # heads of deleted inodes read at once
+
+
+class Sessions(Protocol):
+    """Where upcalls go: the RPC server's sessions, by client id."""
+
+    async def wait_session(self, client_id: str) -> Session: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +82,7 @@ class Volume:
         me: str,
         timing: Timing,
         cache_bytes: int,
-        session_for: Callable[[str], Session | None],
+        sessions: Sessions,
     ) -> None:
         self.name, self.url, self.me = name, url, me
         self.store, self.ckpt, self.auth = store, ckpt, auth
@@ -88,7 +94,7 @@ class Volume:
         self.leases = LeaseTable(self._interrupt, self._expelled_by_leases, timing.lease_timeout)
         self.fresh = FreshInodes()
         self.checkpoints = 0
-        self._session_for = session_for
+        self._sessions = sessions
         self._cache = PageCache(cache_bytes // DECODED_PER_ENCODED_BYTE)
         self._reader = StoreReader(store)
         self._state: VolumeState | None = None
@@ -294,12 +300,23 @@ class Volume:
             self._nursery.start_soon(self._expel, mount, reason)
 
     async def _interrupt(self, mount_id: str, inode: int, target: Mode) -> None:
+        """Ask the holder to let go; the lease table bounds how long this may take.
+
+        A mount whose connection is down at that moment is waited for, and
+        asked again if its connection breaks under the upcall: a network blip
+        shorter than the lease timeout does not get it expelled.
+        """
         mount = self.mounts.get(mount_id)
-        session = self._session_for(mount.client_id) if mount else None
-        if session is None:
-            raise RpcUnavailable(f"mount {mount_id} is not connected")
+        if mount is None:
+            raise RpcUnavailable(f"mount {mount_id} is gone")
         args = {"inode": inode, "to": target.value}
-        await session.upcall("interrupt", args, timeout=self.timing.lease_timeout)
+        while True:
+            session = await self._sessions.wait_session(mount.client_id)
+            try:
+                await session.upcall("interrupt", args, timeout=self.timing.lease_timeout)
+                return
+            except RpcUnavailable as exc:
+                log.info("volume %s: interrupt of %s: %s; asking again", self.name, mount_id, exc)
 
     # ------------------------------------------------------------- leases
 

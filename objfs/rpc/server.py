@@ -144,6 +144,7 @@ class RpcServer:
         self.max_replies = max_replies
         self.upcall_timeout = upcall_timeout
         self._clients: dict[str, _Client] = {}
+        self._arrivals: dict[str, trio.Event] = {}  # clients someone waits for
         self._nursery: trio.Nursery | None = None
         self.port: int | None = None
 
@@ -166,6 +167,14 @@ class RpcServer:
         """The client's current session, if it is connected."""
         client = self._clients.get(client_id)
         return client.session if client else None
+
+    async def wait_session(self, client_id: str) -> Session:
+        """The client's live session, once it has one (it may be reconnecting)."""
+        while True:
+            session = self.session(client_id)
+            if session is not None and not session.closed:
+                return session
+            await self._arrivals.setdefault(client_id, trio.Event()).wait()
 
     def replies(self, client_id: str) -> ReplyTable | None:
         """The client's reply table (for status pages and tests)."""
@@ -213,6 +222,9 @@ class RpcServer:
             client.session.close()
         client.session = Session(self, msg.client, writer, peer)
         log.debug("%r connected", client.session)
+        arrival = self._arrivals.pop(msg.client, None)
+        if arrival is not None:
+            arrival.set()
         return client.session
 
     def _client(self, client_id: str) -> _Client:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -43,9 +43,35 @@ class GatedStore(MemStore):
 class FakeSession:
     client_id: str = "client"
     peer: str = "test"
+    upcalls: list = field(default_factory=list)
+
+    async def upcall(self, method, args, timeout=None):
+        self.upcalls.append((method, args))
 
 
-def volume_on(store: GatedStore, ckpt: LogStore, **timing: float) -> Volume:
+class FakeSessions:
+    """The RPC server's sessions as Volume sees them; a test connects them."""
+
+    def __init__(self) -> None:
+        self.live: dict[str, FakeSession] = {}
+        self.waiting = trio.Event()
+        self._arrival = trio.Event()
+
+    async def wait_session(self, client_id: str) -> FakeSession:
+        while client_id not in self.live:
+            self.waiting.set()
+            await self._arrival.wait()
+        return self.live[client_id]
+
+    def connect(self, session: FakeSession) -> None:
+        self.live[session.client_id] = session
+        self._arrival.set()
+        self._arrival = trio.Event()
+
+
+def volume_on(
+    store: GatedStore, ckpt: LogStore, sessions: FakeSessions | None = None, **timing: float
+) -> Volume:
     return Volume(
         "v",
         store.url,
@@ -55,7 +81,7 @@ def volume_on(store: GatedStore, ckpt: LogStore, **timing: float) -> Volume:
         me="test",
         timing=Timing(**{"checkpoint_interval": 3600, **timing}),
         cache_bytes=0,
-        session_for=lambda client_id: None,
+        sessions=sessions or FakeSessions(),
     )
 
 
@@ -153,4 +179,29 @@ async def test_orphans_survive_a_restart_until_their_mounts_had_time_to_reopen(t
                 await after.adjust_open(again, reopened, -1)
                 with pytest.raises(NotFound):
                     await after.get_entry(again, reopened)
+                nursery.cancel_scope.cancel()
+
+
+async def test_a_holder_reconnecting_when_interrupted_is_waited_for_not_expelled(tmp_path: Path):
+    sessions = FakeSessions()
+    async with formatted(tmp_path, "reconnecting") as (store, ckpt):
+        volume = volume_on(store, ckpt, sessions, lease_timeout=10, mount_ttl=3600)
+        holder, asker = FakeSession("holder"), FakeSession("asker")
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(volume.serve)
+                held, inode, _ = await put_one(volume, (await volume.mount(holder, SECRET)).id)
+                wants = (await volume.mount(asker, SECRET)).id
+                granted = trio.Event()
+
+                async def ask() -> None:
+                    assert (await volume.lease(wants, inode, "shared")).value == "shared"
+                    granted.set()
+
+                nursery.start_soon(ask)
+                await sessions.waiting.wait()  # the holder is not connected right now
+                sessions.connect(holder)
+                await granted.wait()
+                assert holder.upcalls == [("interrupt", {"inode": inode, "to": "shared"})]
+                volume.live(held)  # not expelled
                 nursery.cancel_scope.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 from objfs.rpc import NoSuchMethod, NotFound, RpcClient, RpcUnavailable
 from tests.rpc.helpers import serving
@@ -53,3 +54,23 @@ async def test_server_finds_session_by_client_id():
                 await trio.sleep(0.01)
             with pytest.raises(RpcUnavailable):
                 await session.upcall("ping", 4)
+
+
+async def test_server_waits_for_a_client_to_connect():
+    async def hello(session, args):
+        return "hi"
+
+    with trio.fail_after(DEADLINE):
+        async with serving({"hello": hello}) as (server, port):
+            found = []
+
+            async def wait() -> None:
+                found.append(await server.wait_session("late"))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(wait)
+                await trio.testing.wait_all_tasks_blocked()
+                assert not found
+                async with RpcClient.connect("127.0.0.1", port, client_id="late") as client:
+                    await client.call("hello")
+            assert found and found[0].client_id == "late"
