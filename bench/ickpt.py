@@ -18,9 +18,7 @@ import argparse
 import json
 import math
 import os
-import select
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,9 +30,11 @@ from contextlib import AsyncExitStack, ExitStack
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Run as a script, this file would shadow the ickpt package it measures.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+sys.path.append(os.path.dirname(HERE))  # for bench.processes
 
 import trio  # noqa: E402
 
+from bench import processes  # noqa: E402
 from ickpt.etcdstore import EtcdStore  # noqa: E402
 from ickpt.logstore import LogStore  # noqa: E402
 from ickpt.store import Conflict  # noqa: E402
@@ -43,8 +43,6 @@ SERVICES = os.path.join(HERE, "..", "scripts", "services")
 ICKPT = os.path.join(os.path.dirname(sys.executable), "ickpt")
 CLIENTS = [1, 16]
 VALUE_BYTES = 256  # a checkpoint record: a few ids and offsets
-READY_SECONDS = 20.0  # the daemon must say it listens within this
-STOP_SECONDS = 10.0  # SIGTERM, then SIGKILL after this
 
 
 def start_etcd(stack: ExitStack) -> str:
@@ -63,55 +61,16 @@ def start_etcd(stack: ExitStack) -> str:
     return json.loads(out)["endpoint"]
 
 
-def stop_process(proc: subprocess.Popen, name: str) -> None:
-    """SIGTERM, wait up to STOP_SECONDS, then SIGKILL; complain unless it exited 0."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(
-                f"bench/ickpt.py: {name} (pid {proc.pid}) ignored SIGTERM; killing", file=sys.stderr
-            )
-            proc.kill()
-            proc.wait()
-    if proc.returncode != 0:
-        print(f"bench/ickpt.py: {name} (pid {proc.pid}) exited {proc.returncode}", file=sys.stderr)
-
-
 def start_daemon(store_url: str, stack: ExitStack) -> int:
     """Start `ickpt` on store_url, wait for its "listening" line and return its port."""
     directory = tempfile.mkdtemp(prefix="bench-ickpt-")
     stack.callback(shutil.rmtree, directory, ignore_errors=True)
-    stderr_path = os.path.join(directory, "stderr")
-    with open(stderr_path, "wb") as stderr:
-        proc = subprocess.Popen(
-            [ICKPT, "--address", "127.0.0.1", "--port", "0", "--store", store_url],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-        )
-    stack.callback(proc.stdout.close)
-    stack.callback(stop_process, proc, "ickpt")  # runs before the temp dir goes
-    line = b""
-    deadline = time.monotonic() + READY_SECONDS
-    while not line.endswith(b"\n"):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
-            break
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            break
-        line += chunk
-    text = line.decode(errors="replace").strip()
+    argv = [ICKPT, "--address", "127.0.0.1", "--port", "0", "--store", store_url]
     prefix = "ickpt listening on "
-    if not text.startswith(prefix):
-        with open(stderr_path, errors="replace") as f:
-            log = f.read()[-4000:]
-        sys.exit(
-            f"bench/ickpt.py: ickpt --store {store_url} did not start "
-            f"(stdout {text!r}, exit {proc.poll()}):\n{log}"
-        )
+    try:
+        _, text = processes.start(stack, "ickpt", argv, prefix, os.path.join(directory, "stderr"))
+    except RuntimeError as exc:
+        sys.exit(f"bench/ickpt.py: ickpt --store {store_url}: {exc}")
     return int(text[len(prefix) :].rsplit(":", 1)[1])
 
 

@@ -32,9 +32,7 @@ import json
 import math
 import os
 import random
-import select
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -46,9 +44,11 @@ from contextlib import AsyncExitStack, ExitStack
 HERE = os.path.dirname(os.path.abspath(__file__))
 # Run as a script, this file would shadow the imgr package it measures.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
+sys.path.append(os.path.dirname(HERE))  # for bench.processes
 
 import trio  # noqa: E402
 
+from bench import processes  # noqa: E402
 from ickpt.remote import RemoteStore  # noqa: E402
 from imgr.client import ImgrClient  # noqa: E402
 from layout.codec import Location  # noqa: E402
@@ -65,30 +65,10 @@ BIG_BATCH = 1000  # entries per Put of the --inodes fill
 GETS = 10_000  # random Gets after the restart
 GETS_IN_FLIGHT = 16
 SMALL_OBJECT = 4096  # about a checkpoint segment of a few dirty pages
-READY_SECONDS = 60.0  # a daemon must say it listens within this
-STOP_SECONDS = 60.0  # SIGTERM, then SIGKILL after this (imgr writes a last checkpoint)
 MAX_NONCES = 1 << 16  # FetchNonceRange's largest count
 
 
 # ------------------------------------------------------------------ processes
-
-
-def stop_process(proc: subprocess.Popen, name: str) -> None:
-    """SIGTERM, wait up to STOP_SECONDS, then SIGKILL; complain unless it exited 0."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(STOP_SECONDS)
-        except subprocess.TimeoutExpired:
-            print(
-                f"bench/imgr.py: {name} (pid {proc.pid}) ignored SIGTERM; killing", file=sys.stderr
-            )
-            proc.kill()
-            proc.wait()
-    if proc.stdout:
-        proc.stdout.close()
-    if proc.returncode != 0:
-        print(f"bench/imgr.py: {name} (pid {proc.pid}) exited {proc.returncode}", file=sys.stderr)
 
 
 class Deployment:
@@ -112,29 +92,7 @@ class Deployment:
         """Start argv, stopped by PID at exit; wait for its first line, which starts `prefix`."""
         self.serial += 1
         stderr_path = os.path.join(self.tmp, f"{name}-{self.serial}.stderr")
-        with open(stderr_path, "wb") as stderr:
-            proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
-            )
-        self.stack.callback(stop_process, proc, name)  # before the temp dir goes
-        line = b""
-        deadline = time.monotonic() + READY_SECONDS
-        while not line.endswith(b"\n"):
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not select.select([proc.stdout], [], [], remaining)[0]:
-                break
-            chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break
-            line += chunk
-        text = line.decode(errors="replace").strip()
-        if not text.startswith(prefix):
-            with open(stderr_path, errors="replace") as f:
-                log = f.read()[-4000:]
-            raise RuntimeError(
-                f"{name} did not start (stdout {text!r}, exit {proc.poll()}):\n{log}"
-            )
-        return proc, text
+        return processes.start(self.stack, name, argv, prefix, stderr_path)
 
     def format(self, name: str) -> str:
         url = f"file://{os.path.join(self.tmp, name)}"
@@ -184,7 +142,7 @@ class Imgr:
         return found
 
     def stop(self) -> None:
-        stop_process(self.proc, "imgr")
+        processes.stop(self.proc, "imgr")
 
 
 # ---------------------------------------------------------------- measuring
