@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import trio
@@ -69,7 +70,7 @@ class Mounts:
     def get(self, mount_id: str) -> Mount | None:
         return self._mounts.get(mount_id)
 
-    def __iter__(self):  # noqa: ANN204 (an iterator of Mount)
+    def __iter__(self) -> Iterator[Mount]:
         return iter(list(self._mounts.values()))
 
     def alive(self) -> list[Mount]:
