@@ -328,6 +328,46 @@ class BTree:
                     pass
                 return found
 
+    async def floor(self, key: Any) -> tuple[Any, Any] | None:
+        """The entry with the greatest key <= `key`, or None (a file's extent at an offset)."""
+        while True:
+            gen = self._gen
+            page = await self._root_page()
+            if page is None:
+                return None
+            lefts: list[tuple[_Page, int]] = []  # subtrees left of the path, deepest last
+            while page.level:
+                i = bisect_right(page.keys, key)
+                if i:
+                    lefts.append((page, i - 1))
+                page = await self._child(page, i)
+                if gen != self._gen:
+                    break
+            else:
+                i = bisect_right(page.keys, key)
+                if i:
+                    return page.keys[i - 1], page.vals[i - 1]
+                found = await self._rightmost_of(lefts)
+                if gen == self._gen:
+                    return found
+
+    async def _child(self, page: _Page, i: int) -> _Page:
+        ref = page.vals[i]
+        if type(ref) is _Page:
+            return ref
+        return self._cache.get(ref) or await self._load(ref, page.level - 1)
+
+    async def _rightmost_of(self, lefts: list[tuple[_Page, int]]) -> tuple[Any, Any] | None:
+        """The last entry of the deepest non-empty subtree among `lefts`."""
+        while lefts:
+            page, i = lefts.pop()
+            page = await self._child(page, i)
+            while page.level:
+                page = await self._child(page, len(page.vals) - 1)
+            if page.keys:
+                return page.keys[-1], page.vals[-1]
+        return None
+
     async def page_locations(self) -> AsyncIterator[tuple[int, Location]]:
         """(level, Location) of every stored page the current tree refers to.
 

@@ -147,6 +147,12 @@ class BTreeMachine(RuleBasedStateMachine):
         expect = sorted(kv for kv in self.model.items() if start is None or kv[0] >= start)
         assert self.run(collect, self.tree, start) == expect
 
+    @rule(key=keys)
+    def floor(self, key):
+        below = [k for k in self.model if k <= key]
+        expect = (max(below), self.model[max(below)]) if below else None
+        assert self.run(self.tree.floor, key) == expect
+
     @rule()
     def ends_and_count(self):
         async def ends():
