@@ -24,6 +24,17 @@ class Segment:
         self._data += record
         return location
 
+    def overwrite(self, offset: int, data: bytes) -> None:
+        """Replace bytes appended earlier (data rewritten before the segment is stored)."""
+        if offset < 0 or offset + len(data) > len(self._data):
+            raise ValueError(f"overwrite of {offset}+{len(data)} past {len(self._data)} bytes")
+        self._data[offset : offset + len(data)] = data
+
+    @property
+    def buffer(self) -> bytearray:
+        """The live bytes, for readers of the unstored segment; never resize it."""
+        return self._data
+
     def __len__(self) -> int:
         return len(self._data)
 

@@ -9,6 +9,7 @@ offset, which the mount answers with EIO.
 from __future__ import annotations
 
 import logging
+import mmap
 
 from layout.codec import Location
 from layout.errors import LayoutError
@@ -16,6 +17,8 @@ from layout.naming import object_name
 from objfs.storage import NotFound, ObjectStore
 
 log = logging.getLogger(__name__)
+
+Buffer = bytes | bytearray | mmap.mmap
 
 
 class StoreReader:
@@ -29,14 +32,15 @@ class StoreReader:
 
     def __init__(self, store: ObjectStore) -> None:
         self.store = store
-        self.unstored: dict[int, bytes] = {}
+        # bytes, a live bytearray being filled, or an mmap of a spilled segment
+        self.unstored: dict[int, Buffer] = {}
 
     async def read(self, location: Location) -> bytes:
         name = object_name(location.object)
         where = f"object {name} at {location.offset}"
         pending = self.unstored.get(location.object)
         if pending is not None:
-            data = pending[location.offset : location.offset + location.length]
+            data = bytes(pending[location.offset : location.offset + location.length])
             if len(data) != location.length:
                 raise LayoutError(f"unstored segment holds {len(pending)} bytes", where)
             return data

@@ -23,14 +23,20 @@ def command(name: str) -> str:
     return str(Path(sys.executable).parent / name)
 
 
-def start(argv: list[str], ready: str) -> Daemon:
-    """Start argv and wait (with a deadline) for its first line, which must start with `ready`."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start(argv: list[str], ready: str, log: Path | None = None) -> Daemon:
+    """Start argv and wait (with a deadline) for its first line, which must start with `ready`.
+
+    A chatty daemon gets `log` for its stderr: a pipe nobody reads would fill and block it.
+    """
+    stderr = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 (the child keeps it)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    if log:
+        stderr.close()
     try:
         readable, _, _ = select.select([proc.stdout], [], [], READY_TIMEOUT)
         line = proc.stdout.readline() if readable else ""
         if not line.startswith(ready):
-            err = proc.stderr.read() if proc.poll() is not None else ""
+            err = _stderr(proc, log) if proc.poll() is not None else ""
             raise RuntimeError(f"{argv[0]} did not start: {line!r} {err[-2000:]}")
         return Daemon(proc, line.strip())
     except BaseException:
@@ -51,3 +57,9 @@ def stop(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
         if pipe:
             pipe.close()
     return proc.returncode
+
+
+def _stderr(proc: subprocess.Popen, log: Path | None) -> str:
+    if log is not None:
+        return log.read_text(errors="replace")
+    return proc.stderr.read() if proc.stderr else ""

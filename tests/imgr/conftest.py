@@ -1,131 +1,18 @@
-"""A real ickpt and real imgr daemons over a real object store, for the imgr tests.
-
-`deployment` gives a test its own ickpt (file log) and lets it format volumes
-and start imgr processes on any backend (file://, swift://, azure://), each
-with the mount token that backend expects. Every process is stopped by PID
-and every container emptied afterwards, whatever the outcome.
-"""
+"""The imgr tests' deployment: a real ickpt and imgr daemons (see tests.deployment)."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import trio
-from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-from swiftclient.client import get_auth
 
-from tests import daemons
-from tests.storage.backends import azure_url, fresh_container, swift_url
+from tests.deployment import IMGR_BACKENDS, SECRET, Deployment, deployed
 
-SECRET = "test-mount-secret"
-IMGR_BACKENDS = ["file", "swift", "azure"]
-
-
-@dataclass
-class ImgrDaemon:
-    proc: subprocess.Popen
-    port: int
-    http_port: int
-
-
-@dataclass
-class Deployment:
-    tmp: Path
-    request: pytest.FixtureRequest
-    ickpt_port: int = 0
-    daemons: list[subprocess.Popen] = field(default_factory=list)
-    urls: list[str] = field(default_factory=list)
-    configs: int = 0
-
-    def volume_url(self, backend: str) -> str:
-        """A fresh, empty container on `backend`."""
-        if backend == "file":
-            url = f"file://{self.tmp / fresh_container()}"
-        elif backend == "swift":
-            url = swift_url(self.request.getfixturevalue("swift_service"), fresh_container())
-        else:
-            url = azure_url(self.request.getfixturevalue("azurite_service"), fresh_container())
-        self.urls.append(url)
-        return url
-
-    def token(self, url: str) -> str:
-        """The mount token the volume at `url` accepts."""
-        if url.startswith("swift://"):
-            info = self.request.getfixturevalue("swift_service")
-            return get_auth(info["auth_url"], info["user"], info["key"], auth_version="1")[1]
-        if url.startswith("azure://"):
-            info = self.request.getfixturevalue("azurite_service")
-            fields = dict(
-                part.split("=", 1) for part in info["connection_string"].split(";") if part
-            )
-            return generate_container_sas(
-                fields["AccountName"],
-                url.split("?")[0].removeprefix("azure://"),
-                account_key=fields["AccountKey"],
-                permission=ContainerSasPermissions(
-                    read=True, add=True, create=True, write=True, delete=True, list=True
-                ),
-                expiry=datetime.now(UTC) + timedelta(hours=1),
-            )
-        return SECRET
-
-    def format(self, name: str, url: str, *extra: str) -> subprocess.CompletedProcess:
-        argv = [daemons.command("imgr"), "format", name, url, "--ickpt", self.ickpt, *extra]
-        return subprocess.run(argv, capture_output=True, text=True, timeout=60)
-
-    @property
-    def ickpt(self) -> str:
-        return f"127.0.0.1:{self.ickpt_port}"
-
-    def start_imgr(self, volumes: dict[str, str], *flags: str, id: str = "imgr-a") -> ImgrDaemon:
-        """`imgr run` serving `volumes` (name -> url) with test-sized timings."""
-        self.configs += 1
-        config = self.tmp / f"imgr-{self.configs}.toml"
-        lines = [f'[volumes."{name}"]\nurl = "{url}"\nsecret = "{SECRET}"\n'
-                 for name, url in volumes.items()]  # fmt: skip
-        config.write_text("\n".join(lines))
-        argv = [
-            daemons.command("imgr"), "run", "--config", str(config), "--port", "0",
-            "--http-port", "0", "--ickpt", self.ickpt, "--id", id,
-            "--checkpoint-interval", "1", "--lease-timeout", "2", "--mount-ttl", "30",
-            "--owner-ttl", "10", *flags,
-        ]  # fmt: skip
-        started = daemons.start(argv, "imgr listening on ")
-        self.daemons.append(started.proc)
-        words = started.line.split()
-        rpc = int(words[3].rstrip(",").rsplit(":", 1)[1])
-        http = int(words[-1].rstrip("/").rsplit(":", 1)[1])
-        return ImgrDaemon(started.proc, rpc, http)
+__all__ = ["IMGR_BACKENDS", "SECRET", "Deployment", "deployment"]
 
 
 @pytest.fixture
 def deployment(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Deployment]:
-    ickpt = daemons.start(
-        [daemons.command("ickpt"), "--port", "0", "--store", f"file://{tmp_path / 'ckpt.log'}"],
-        "ickpt listening on ",
-    )
-    deployment = Deployment(tmp_path, request, int(ickpt.line.rsplit(":", 1)[1]))
-    try:
+    with deployed(request, tmp_path) as deployment:
         yield deployment
-    finally:
-        for proc in deployment.daemons:
-            daemons.stop(proc)
-        daemons.stop(ickpt.proc)
-        trio.run(_drop_containers, deployment.urls)
-
-
-async def _drop_containers(urls: list[str]) -> None:
-    from objfs.storage import open_store
-
-    for url in urls:
-        async with open_store(url) as store:
-            try:
-                async for info in store.list():
-                    await store.delete(info.name)
-            except Exception:  # a container never created: nothing to drop
-                pass

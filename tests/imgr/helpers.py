@@ -24,7 +24,7 @@ from layout.segment import Segment
 from objfs.rpc import ReconnectPolicy
 from objfs.storage import open_store
 from tests import daemons
-from tests.imgr.conftest import Deployment, ImgrDaemon
+from tests.deployment import Deployment, ImgrDaemon
 
 POLL = 0.05
 BACKUP = object_name(0)

@@ -1,0 +1,1 @@
+from tests.mounts import *  # noqa: F403
