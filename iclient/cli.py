@@ -24,6 +24,7 @@ from iclient.mount import Mount
 from iclient.status import serve_status
 from objfs import settings
 from objfs.cli import daemon_parser
+from objfs.debug import log_stacks_on_signal
 from objfs.rpc import RpcError
 from objfs.storage import StorageError
 
@@ -75,6 +76,7 @@ async def run(config: MountConfig) -> None:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(operations.run_invalidations)
+                    nursery.start_soon(log_stacks_on_signal)
                     http_port = await nursery.start(
                         serve_status, mount, s.http_address, s.http_port
                     )

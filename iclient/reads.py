@@ -44,6 +44,7 @@ class BlockCache:
         self._blocks: OrderedDict[tuple[int, int], bytes] = OrderedDict()
         self._fetching: dict[tuple[int, int], trio.Event] = {}
         self._last: dict[int, int] = {}  # object -> last block read, for read-ahead
+        self._ends: dict[int, int] = {}  # object -> its last block, once a short one was read
         self._nursery: trio.Nursery | None = None
         self._prefetch_slots = trio.CapacityLimiter(max(1, readahead))
 
@@ -69,7 +70,8 @@ class BlockCache:
     async def _read_blocks(self, obj: int, offset: int, length: int) -> bytes:
         size = self.block_bytes
         first, last = offset // size, (offset + length - 1) // size
-        if self._last.get(obj) in (first - 1, first) or (first == 0 and offset == 0):
+        previous = self._last.get(obj)
+        if previous != last and (previous == first - 1 or offset == 0):
             self._read_ahead(obj, last + 1)
         self._last[obj] = last
         parts = [await self._block(obj, b) for b in range(first, last + 1)]
@@ -80,7 +82,10 @@ class BlockCache:
     def _read_ahead(self, obj: int, start: int) -> None:
         if self._nursery is None:
             return
-        for b in range(start, start + self.readahead):
+        stop = min(start + self.readahead, self._ends.get(obj, start + self.readahead) + 1)
+        for b in range(start, stop):
+            if len(self._fetching) >= 2 * self.readahead:
+                return  # enough under way; a reader that keeps up will ask again
             key = (obj, b)
             if key not in self._blocks and key not in self._fetching:
                 self._nursery.start_soon(self._prefetch, obj, b)
@@ -124,6 +129,8 @@ class BlockCache:
         except NotFound:
             raise LayoutError("the object is missing", f"object {name} at {offset}") from None
         self.fetched_bytes += len(data)
+        if len(data) < self.block_bytes:
+            self._ends[obj] = block
         return data
 
     def _keep(self, key: tuple[int, int], data: bytes) -> None:

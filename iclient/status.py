@@ -136,17 +136,23 @@ def _dashboard(stats: dict) -> list[Html]:
         table(
             ("", "now", "bound"),
             [
-                ("dirty in memory", _size(buffer["memory_bytes"]),
-                 _size(buffer["memory_limit_bytes"])),
-                ("dirty spilled to disk", _size(buffer["spilled_bytes"]),
-                 _size(buffer["disk_limit_bytes"])),
+                (
+                    "dirty in memory",
+                    _size(buffer["memory_bytes"]),
+                    _size(buffer["memory_limit_bytes"]),
+                ),
+                (
+                    "dirty spilled to disk",
+                    _size(buffer["spilled_bytes"]),
+                    _size(buffer["disk_limit_bytes"]),
+                ),
                 ("uploads in flight", buffer["uploads_in_flight"], buffer["upload_slots"]),
-                ("uploaded", f"{_size(buffer['uploaded_bytes'])} in "
-                 f"{buffer['uploaded_objects']} objects", None),
+                ("uploaded", _size(buffer["uploaded_bytes"]), None),
+                ("objects uploaded", buffer["uploaded_objects"], None),
                 ("upload retries", buffer["upload_retries"], None),
-                ("uploaded, not yet committed", _size(buffer["uncommitted_bytes"]), None),
+                ("sealed since the last commit", _size(buffer["uncommitted_bytes"]), None),
             ],
-        ),  # fmt: skip
+        ),
         heading("Read cache"),
         table(
             ("", "now", "bound"),
@@ -234,7 +240,7 @@ def _metrics(stats: dict) -> Iterable[Metric]:
     yield gauge("uploads_in_flight", "Segments being uploaded", buffer["uploads_in_flight"])
     yield counter("uploaded_bytes", "Bytes uploaded", buffer["uploaded_bytes"])
     yield counter("uploaded_objects", "Objects uploaded", buffer["uploaded_objects"])
-    yield counter("upload_retries", "Uploads that failed and were retried", buffer["upload_retries"])
+    yield counter("upload_retries", "Failed uploads retried", buffer["upload_retries"])
     yield gauge("read_cache_bytes", "Bytes in the read cache", cache["bytes"])
     yield counter("read_cache_hits", "Block reads answered from the cache", cache["hits"])
     yield counter("read_cache_misses", "Block reads fetched from the store", cache["misses"])
