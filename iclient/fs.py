@@ -483,6 +483,18 @@ class FileSystem:
         await self.committer.commit()
         await self.inodes.imgr.flush()
 
+    async def let_go(self, number: int, to: str) -> None:
+        """imgr wants `number`'s lease down to `to` for another mount: commit, then let go.
+
+        Returning is the answer. An inode open here is first counted open at
+        imgr, so the other mount cannot delete it from under this one.
+        """
+        inode = self.inodes.held.get(number)
+        if inode is not None and inode.opens and not inode.announced_opens:
+            inode.announced_opens = 1
+            await self.inodes.imgr.adjust_open(number, 1)
+        await self.committer.commit(let_go=(number, to))
+
     async def forget(self, number: int, count: int) -> None:
         inode = self.inodes.held.get(number)
         if inode is not None:
