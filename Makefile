@@ -35,6 +35,7 @@ bench: install
 	$(BIN)/python bench/btree.py
 	$(BIN)/python bench/ickpt.py
 	$(BIN)/python bench/imgr.py
+	$(BIN)/python bench/mount.py
 
 clean:
 	rm -rf $(VENV) .tools .pytest_cache .ruff_cache .hypothesis

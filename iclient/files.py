@@ -63,16 +63,7 @@ class FileData:
     async def punch(self, inode: Inode, lo: int, hi: int) -> None:
         """Drop the bytes in [lo, hi) from the map (they become a hole)."""
         tree = _tree(inode)
-        pieces = []
-        found = await tree.floor(lo)
-        if found is not None and found[0] < lo < found[0] + found[1].length:
-            pieces.append(found)
-        async with aclosing(tree.items(lo)) as entries:
-            async for start, extent in entries:
-                if start >= hi:
-                    break
-                pieces.append((start, extent))
-        for start, extent in pieces:
+        for start, extent in await _overlapping(tree, lo, hi):
             stop = start + extent.length
             inode.account(extent.object, -(min(stop, hi) - max(start, lo)))
             if start < lo:
@@ -92,24 +83,26 @@ class FileData:
         end = min(offset + length, size)
         if offset >= end:
             return b""
-        tree = _tree(inode)
         out = bytearray(end - offset)  # holes stay zero
-        pieces = []
-        found = await tree.floor(offset)
-        if found is not None and found[0] < offset:
-            pieces.append(found)
-        async with aclosing(tree.items(offset)) as entries:
-            async for start, extent in entries:
-                if start >= end:
-                    break
-                pieces.append((start, extent))
-        for start, extent in pieces:
+        for start, extent in await _overlapping(_tree(inode), offset, end):
             lo, hi = max(start, offset), min(start + extent.length, end)
-            if lo >= hi:
-                continue
             data = await self.blocks.read(extent.object, extent.offset + lo - start, hi - lo)
             out[lo - offset : hi - offset] = data
         return bytes(out)
+
+
+async def _overlapping(tree: BTree, lo: int, hi: int) -> list[tuple[int, Extent]]:
+    """The extents holding bytes of [lo, hi), in order (collected before any change)."""
+    pieces = []
+    found = await tree.floor(lo)
+    if found is not None and found[0] < lo < found[0] + found[1].length:
+        pieces.append(found)
+    async with aclosing(tree.items(lo)) as entries:
+        async for start, extent in entries:
+            if start >= hi:
+                break
+            pieces.append((start, extent))
+    return pieces
 
 
 def _tree(inode: Inode) -> BTree:

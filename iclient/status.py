@@ -16,7 +16,6 @@ state but the operation rate samples.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -24,7 +23,6 @@ import trio
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -35,13 +33,13 @@ from objfs.status import (
     RateTracker,
     heading,
     html_page,
+    inode_number,
     json_error,
     json_response,
     link,
-    metrics_registry,
-    metrics_response,
     paragraph,
     serve_http,
+    status_app,
     table,
 )
 from objfs.version import VERSION
@@ -50,56 +48,38 @@ if TYPE_CHECKING:
     from iclient.mount import Mount
 
 _PREFIX = "objfs_iclient_"
-_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take " +5" or "٥"
 _JSON_PATHS = ("/config", "/stats", "/version", "/leases", "/inode/1", "/metrics")
 
 
 def app(view: MountView) -> Starlette:
     """The status app over `view`."""
     tracker = RateTracker()
-    registry = metrics_registry(lambda: _metrics(view.stats()))
 
     def stats() -> dict:
         current = view.stats()
         return {**current, "op_rates": tracker.rates(current["ops"])}
-
-    async def dashboard(request: Request) -> Response:
-        return html_page(f"iclient {view.volume}", _dashboard(stats()))
-
-    async def config(request: Request) -> Response:
-        return json_response(view.config())
-
-    async def stats_json(request: Request) -> Response:
-        return json_response(stats())
-
-    async def version(request: Request) -> Response:
-        return json_response({"name": "iclient", "version": VERSION})
 
     async def leases(request: Request) -> Response:
         return json_response(view.leases())
 
     async def inode(request: Request) -> Response:
         text = request.path_params["inode"]
-        if not _NUMBER.fullmatch(text) or int(text) < 1:
+        number = inode_number(text)
+        if number is None:
             return json_error(400, f"inode must be an integer >= 1, not {text!r}")
-        found = view.inode(int(text))
+        found = view.inode(number)
         if found is None:
             return json_error(404, f"inode {text} is not held by this mount")
         return json_response(found)
 
-    async def metrics(request: Request) -> Response:
-        return metrics_response(registry)
-
-    routes = [
-        Route("/", dashboard),
-        Route("/config", config),
-        Route("/stats", stats_json),
-        Route("/version", version),
-        Route("/leases", leases),
-        Route("/inode/{inode}", inode),
-        Route("/metrics", metrics),
-    ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return status_app(
+        "iclient",
+        dashboard=lambda: html_page(f"iclient {view.volume}", _dashboard(stats())),
+        config=view.config,
+        stats=stats,
+        metrics=lambda: _metrics(view.stats()),
+        routes=[Route("/leases", leases), Route("/inode/{inode}", inode)],
+    )
 
 
 async def serve_status(
@@ -111,11 +91,6 @@ async def serve_status(
 ) -> None:
     """Serve the status pages of `mount` until cancelled; task_status gets the bound port."""
     await serve_http(app(MountView(mount)), host, port, task_status=task_status)
-
-
-async def _http_error(request: Request, error: HTTPException) -> Response:
-    # Scripts get JSON for every error, starlette's own 404 and 405 included.
-    return json_error(error.status_code, error.detail)
 
 
 # ------------------------------------------------------------------ dashboard

@@ -16,7 +16,6 @@ nothing here keeps state but the RPC rate samples.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from typing import Protocol
 from urllib.parse import quote
@@ -24,7 +23,6 @@ from urllib.parse import quote
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -34,12 +32,12 @@ from objfs.status import (
     RateTracker,
     heading,
     html_page,
+    inode_number,
     json_error,
     json_response,
     link,
-    metrics_registry,
-    metrics_response,
     paragraph,
+    status_app,
     table,
 )
 from objfs.version import VERSION
@@ -47,7 +45,6 @@ from objfs.version import VERSION
 log = logging.getLogger(__name__)
 
 _PREFIX = "objfs_imgr_"
-_INODE = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take " +5" or "٥"
 
 
 class StatusProvider(Protocol):
@@ -76,24 +73,11 @@ class StatusProvider(Protocol):
 def app(provider: StatusProvider) -> Starlette:
     """The status app over `provider`."""
     tracker = RateTracker()
-    registry = metrics_registry(lambda: _metrics(provider))
 
     def stats() -> dict:
         current = provider.stats()
         counters = {method: rpc["calls"] for method, rpc in current["rpc"].items()}
         return {**current, "rpc_rates": tracker.rates(counters)}
-
-    async def dashboard(request: Request) -> Response:
-        return html_page("imgr", _dashboard(provider, stats(), len(provider.leases())))
-
-    async def config(request: Request) -> Response:
-        return json_response(provider.config())
-
-    async def stats_json(request: Request) -> Response:
-        return json_response(stats())
-
-    async def version(request: Request) -> Response:
-        return json_response({"name": "imgr", "version": VERSION})
 
     async def volumes(request: Request) -> Response:
         return json_response(provider.volumes())
@@ -107,9 +91,10 @@ def app(provider: StatusProvider) -> Starlette:
 
     async def inode(request: Request) -> Response:
         name, text = request.path_params["name"], request.path_params["inode"]
-        if not _INODE.fullmatch(text) or int(text) < 1:
+        number = inode_number(text)
+        if number is None:
             return json_error(400, f"inode must be an integer >= 1, not {text!r}")
-        found = await provider.inode(name, int(text))
+        found = await provider.inode(name, number)
         if found is None:
             return json_error(404, f"no inode {text} in volume {name!r}")
         return json_response(found)
@@ -117,28 +102,21 @@ def app(provider: StatusProvider) -> Starlette:
     async def leases(request: Request) -> Response:
         return json_response(provider.leases())
 
-    async def metrics(request: Request) -> Response:
-        return metrics_response(registry)
-
-    routes = [
-        Route("/", dashboard),
-        Route("/config", config),
-        Route("/stats", stats_json),
-        Route("/version", version),
-        Route("/volume", volumes),
-        # Names may hold a "/" (sent as %2F, which the path arrives decoded from), so
-        # they match as paths, the more specific inode route first.
-        Route("/volume/{name:path}/inode/{inode}", inode),
-        Route("/volume/{name:path}", volume),
-        Route("/leases", leases),
-        Route("/metrics", metrics),
-    ]
-    return Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-
-
-async def _http_error(request: Request, error: HTTPException) -> Response:
-    # Scripts get JSON for every error, starlette's own 404 and 405 included.
-    return json_error(error.status_code, error.detail)
+    return status_app(
+        "imgr",
+        dashboard=lambda: html_page("imgr", _dashboard(provider, stats(), len(provider.leases()))),
+        config=provider.config,
+        stats=stats,
+        metrics=lambda: _metrics(provider),
+        routes=[
+            Route("/volume", volumes),
+            # Names may hold a "/" (sent as %2F, which the path arrives decoded from), so
+            # they match as paths, the more specific inode route first.
+            Route("/volume/{name:path}/inode/{inode}", inode),
+            Route("/volume/{name:path}", volume),
+            Route("/leases", leases),
+        ],
+    )
 
 
 _JSON_PATHS = ("/config", "/stats", "/version", "/volume", "/leases", "/metrics")

@@ -11,10 +11,11 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 import socket
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -22,8 +23,14 @@ from hypercorn.config import Config, Sockets
 from hypercorn.trio import serve
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
 from starlette.types import ASGIApp
+
+from objfs.version import VERSION
 
 log = logging.getLogger(__name__)
 
@@ -204,3 +211,55 @@ class RateTracker:
         return {
             name: (count - base.counters.get(name, 0)) / elapsed for name, count in counters.items()
         }
+
+
+_INODE_NUMBER = re.compile(r"[0-9]+")  # ASCII digits only: int() would also take " +5" or "٥"
+
+
+def inode_number(text: str) -> int | None:
+    """An inode number from a URL path segment, or None if it is not one (>= 1)."""
+    if not _INODE_NUMBER.fullmatch(text) or int(text) < 1:
+        return None
+    return int(text)
+
+
+def status_app(
+    name: str,
+    *,
+    dashboard: Callable[[], Response],
+    config: Callable[[], object],
+    stats: Callable[[], object],
+    metrics: Callable[[], Iterable[Metric]],
+    routes: Sequence[Route] = (),
+) -> Starlette:
+    """A daemon's status app: /, /config, /stats, /version, /metrics, and its own `routes`.
+
+    Every error is JSON, starlette's own 404 and 405 included, so scripts
+    always get {"error": ...}.
+    """
+    registry = metrics_registry(metrics)
+
+    def answer(read: Callable[[], object]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return json_response(read())
+
+        return endpoint
+
+    async def page(request: Request) -> Response:
+        return dashboard()
+
+    async def scrape(request: Request) -> Response:
+        return metrics_response(registry)
+
+    common = [
+        Route("/", page),
+        Route("/config", answer(config)),
+        Route("/stats", answer(stats)),
+        Route("/version", answer(lambda: {"name": name, "version": VERSION})),
+        Route("/metrics", scrape),
+    ]
+    return Starlette(routes=[*common, *routes], exception_handlers={HTTPException: _http_error})
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    return json_error(error.status_code, error.detail)

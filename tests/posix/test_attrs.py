@@ -9,15 +9,11 @@ import time
 
 import pytest
 
+from tests.posix.files import write_file
 from tests.posix.libc import NOW, OMIT, utimensat, wait_clock_past
 
 LONG_AGO = 1_000_000_000_000_000_000  # 2001-09-09, in ns
 SECOND = 1_000_000_000
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 @pytest.mark.core

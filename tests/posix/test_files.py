@@ -8,6 +8,8 @@ import os
 
 import pytest
 
+from tests.posix.files import read_file, write_file
+
 NAME_MAX = 255
 
 
@@ -18,16 +20,6 @@ def umask(mask):
         yield
     finally:
         os.umask(old)
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 @pytest.mark.core

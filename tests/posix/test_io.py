@@ -9,19 +9,11 @@ import random
 
 import pytest
 
+from tests.posix.files import read_file, write_file
+
 KiB = 1024
 MiB = 1024 * KiB
 GiB = 1024 * MiB
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def pattern(n, seed=0):

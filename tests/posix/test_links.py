@@ -7,19 +7,10 @@ import os
 
 import pytest
 
+from tests.posix.files import read_file, write_file
 from tests.posix.libc import wait_clock_past
 
 PATH_MAX = 4096
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 @pytest.mark.core

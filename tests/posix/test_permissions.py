@@ -9,6 +9,7 @@ import stat
 
 import pytest
 
+from tests.posix.files import read_file
 from tests.posix.libc import NOW, utimensat
 from tests.posix.users import NOBODY, ChildFailed, as_user
 
@@ -25,11 +26,6 @@ def write_file(path, data=b"", mode=0o644, owner=None):
     if owner is not None:
         os.chown(path, *owner)
     return path
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def open_dir(fsroot, name="shared", mode=0o777, owner=(0, 0)):

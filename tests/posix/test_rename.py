@@ -7,19 +7,10 @@ import os
 
 import pytest
 
+from tests.posix.files import read_file, write_file
 from tests.posix.libc import RENAME_EXCHANGE, RENAME_NOREPLACE, renameat2, wait_clock_past
 
 LONG_AGO = 1_000_000_000_000_000_000  # 2001-09-09, in ns
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
-def read_file(path):
-    with open(path, "rb") as f:
-        return f.read()
 
 
 def assert_missing(path):

@@ -7,15 +7,11 @@ import os
 
 import pytest
 
+from tests.posix.files import write_file
 from tests.posix.libc import is_fuse, wait_clock_past
 
 XATTR_SIZE_MAX = 65536
 XATTR_NAME_MAX = 255
-
-
-def write_file(path, data=b""):
-    with open(path, "wb") as f:
-        f.write(data)
 
 
 def user_xattrs(path, follow_symlinks=True):
