@@ -19,6 +19,8 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
+import trio
+
 from iclient.api import ROOT_INODE, Context, FsError
 from iclient.commit import Committer, Gate
 from iclient.files import FileData
@@ -53,6 +55,7 @@ class FileSystem:
         self.committer = committer
         self.gate = gate
         self.ops: dict[str, int] = {}
+        self._loads = trio.CapacityLimiter(32)  # heads loaded at once by attributes_of
 
     # ------------------------------------------------------------ plumbing
 
@@ -113,6 +116,32 @@ class FileSystem:
     async def getattr(self, number: int) -> Attributes:
         self._count("getattr")
         return await self._attributes(await self.inodes.get(number))
+
+    async def attributes_of(self, numbers: list[int]) -> list[Attributes | None]:
+        """getattr of many inodes, their heads loaded concurrently (a cold `ls -l`).
+
+        None for an inode gone meanwhile (a name removed while listing).
+        """
+        found: dict[int, Attributes | None] = {}
+        failed: list[BaseException] = []
+
+        async def one(number: int) -> None:
+            async with self._loads:
+                try:
+                    found[number] = await self.getattr(number)
+                except FsError as exc:
+                    if exc.errno != errno.ENOENT:
+                        failed.append(exc)
+                    found[number] = None
+                except Exception as exc:  # raised below, as itself, not as a group
+                    failed.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for number in dict.fromkeys(numbers):
+                nursery.start_soon(one, number)
+        if failed:
+            raise failed[0]
+        return [found[number] for number in numbers]
 
     async def _attributes(self, inode: Inode) -> Attributes:
         if inode.is_dir and inode.subdirs is None:

@@ -14,6 +14,7 @@ import functools
 import logging
 import os
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 import pyfuse3
@@ -30,6 +31,7 @@ from objfs.storage import StorageError
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+READDIR_BATCH = 128  # entries whose heads load together
 TOTAL_BLOCKS = 1 << 40  # statfs: object stores have no fixed size; say 512 TiB of 512 B blocks
 
 
@@ -309,15 +311,33 @@ class FuseOperations(pyfuse3.Operations):
                 ):
                     return
         after = handle.names[start_id - 3] if start_id > 2 else None
-        async for name, entry in fs.readdir(handle.inode, after):
-            attributes = await fs.getattr(entry.inode)
+        batch: list[tuple[bytes, int]] = []
+        async with aclosing(fs.readdir(handle.inode, after)) as entries:
+            async for name, entry in entries:
+                batch.append((name, entry.inode))
+                if len(batch) == READDIR_BATCH and not await self._reply(handle, batch, token):
+                    return
+        if batch:
+            await self._reply(handle, batch, token)
+
+    async def _reply(
+        self, handle: DirHandle, batch: list[tuple[bytes, int]], token: pyfuse3.ReaddirToken
+    ) -> bool:
+        """Hand a batch of entries (attributes loaded together) to the kernel; False when full."""
+        found = await self.fs.attributes_of([number for _, number in batch])
+        for (name, number), attributes in zip(batch, found, strict=True):
+            if attributes is None:
+                continue  # removed while listing
             handle.names.append(name)
+            cookie = len(handle.names) + 2
             if not pyfuse3.readdir_reply(
-                token, name, self._entry(handle.inode, name, attributes), len(handle.names) + 2
+                token, name, self._entry(handle.inode, name, attributes), cookie
             ):
                 handle.names.pop()
-                return
-            fs.inodes.held[entry.inode].lookups += 1
+                return False
+            self.fs.inodes.held[number].lookups += 1
+        batch.clear()
+        return True
 
     async def releasedir(self, fh: int) -> None:
         self._dirs.pop(fh, None)
