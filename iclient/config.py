@@ -84,11 +84,8 @@ class MountConfig:
         limits = BufferLimits(s.segment_mib * MIB, s.memory_mib * MIB, s.disk_mib * MIB, s.uploads)
         return cls(s, host, int(port), limits)
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self.settings, name)
-
     @property
-    def cache_dir(self) -> Path | None:  # type: ignore[override]
+    def cache_dir(self) -> Path | None:
         return Path(self.settings.cache_dir) if self.settings.cache_dir else None
 
     @property

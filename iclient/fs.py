@@ -16,7 +16,7 @@ import logging
 import os
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 
 import trio
@@ -74,10 +74,11 @@ class FileSystem:
                     return
         raise FsError(errno.EAGAIN, f"leases of {wanted} kept moving")
 
-    async def _retrying(self, attempt: object, *args: object) -> object:
+    async def _retrying(self, attempt: Callable[..., Awaitable[None]], *args: object) -> None:
+        """Run `attempt` again while what it looked up moves under it (_Retry)."""
         for _ in range(100):
             try:
-                return await attempt(*args)  # type: ignore[operator]
+                return await attempt(*args)
             except _Retry:
                 continue
         raise FsError(errno.EAGAIN, "the names kept changing")

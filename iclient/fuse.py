@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import pyfuse3
 import trio
 
-from iclient.api import ROOT_INODE, Context
+from iclient.api import Context
 from iclient.fs import FileSystem
 from iclient.inode import Attributes, Inode
 from layout.errors import LayoutError
@@ -391,6 +391,3 @@ def mount_options(fsname: str, extra: list[str], as_root: bool) -> set[str]:
         options |= {"allow_other", "default_permissions"}
     options.update(extra)
     return options
-
-
-__all__ = ["FuseOperations", "mount_options", "ROOT_INODE"]

@@ -10,7 +10,6 @@ which the commit reports to imgr.
 
 from __future__ import annotations
 
-import stat
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -121,8 +120,3 @@ class Inode:
             mtime_ns=head.mtime_ns,
             ctime_ns=head.ctime_ns,
         )
-
-
-def file_type_of(mode: int) -> FileType:
-    """The FileType of a full st_mode; ValueError for an unknown type."""
-    return FileType(stat.S_IFMT(mode) >> 12)

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import errno
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 
-from iclient.api import FsError
+from iclient.api import ROOT_INODE, FsError
 from iclient.inode import Inode
 from imgr.client import ImgrClient
 from layout.btree import BTree
@@ -35,7 +34,6 @@ from objfs.rpc import NotFound
 
 log = logging.getLogger(__name__)
 
-ROOT = 1
 SHARED, EXCLUSIVE, NONE = "shared", "exclusive", "none"
 
 
@@ -199,10 +197,6 @@ def _evictable(inode: Inode) -> bool:
         not inode.dirty
         and not inode.lookups
         and not inode.opens
-        and inode.number != ROOT
+        and inode.number != ROOT_INODE
         and not inode.lock.locked()
     )
-
-
-def now_ns() -> int:
-    return time.time_ns()

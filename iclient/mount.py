@@ -48,11 +48,15 @@ class Mount:
                 await trio.sleep(0.01)
             await answer[0].let_go(inode, to)
 
-        store = open_store(config.store)
+        store = open_store(config.settings.store)
         async with (
             store,
             ImgrClient.mount(
-                config.imgr_host, config.imgr_port, config.volume, config.token, on_interrupt
+                config.imgr_host,
+                config.imgr_port,
+                config.settings.volume,
+                config.settings.token,
+                on_interrupt,
             ) as imgr,
         ):
             fs = _assemble(config, store, imgr)
@@ -82,11 +86,11 @@ def _assemble(config: MountConfig, store: object, imgr: ImgrClient) -> FileSyste
         reader.unstored,
         block_bytes=config.block_bytes,
         max_bytes=config.read_cache_bytes,
-        readahead=config.readahead,
+        readahead=config.settings.readahead,
     )
     inodes = Inodes(imgr, reader, PageCache(config.page_cache_bytes))
     gate = Gate()
-    committer = Committer(imgr, inodes, segments, gate, interval=config.commit_interval)
+    committer = Committer(imgr, inodes, segments, gate, interval=config.settings.commit_interval)
     return FileSystem(inodes, FileData(segments, blocks), committer, gate)
 
 
