@@ -1,11 +1,25 @@
-"""The `objfs` command. Its verbs arrive with the components they drive."""
+"""The `objfs` command: one verb per job, each registered by its own module.
+
+A verb module has `register(verbs)`, which adds its subparsers and sets
+`handler=function(args) -> int` on them. A handler raises `CommandError`
+for bad input: main prints it as one line and exits 2.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import sys
 
 from objfs.version import VERSION
+
+# The modules whose verbs `objfs` offers, in the order `objfs --help` lists them.
+VERB_MODULES: tuple[str, ...] = ()
+
+
+class CommandError(Exception):
+    """Bad input or a failed step, said in one line for the user."""
 
 
 def daemon_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -15,18 +29,22 @@ def daemon_parser(prog: str, description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def not_yet(prog: str, what: str) -> int:
-    print(f"{prog}: {what} is not built yet; see the open issues", file=sys.stderr)
-    return 2
+def parser() -> argparse.ArgumentParser:
+    p = daemon_parser("objfs", "objfs: a POSIX filesystem in an object-storage container")
+    verbs = p.add_subparsers(dest="verb", metavar="VERB", required=True)
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(verbs)
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = daemon_parser("objfs", "objfs: a POSIX filesystem in an object-storage container")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB")
-    up = verbs.add_parser("up", help="start everything on one machine and mount a volume")
-    up.add_argument("mountpoint", nargs="?", default="mnt")
-    args = parser.parse_args(argv)
-    if args.verb is None:
-        parser.print_help()
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        return args.handler(args)
+    except CommandError as exc:
+        print(f"objfs {args.verb}: {exc}", file=sys.stderr)
         return 2
-    return not_yet("objfs", f"'objfs {args.verb}'")
+    except KeyboardInterrupt:
+        print(f"objfs {args.verb}: interrupted", file=sys.stderr)
+        return 130

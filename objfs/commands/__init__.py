@@ -1,0 +1,1 @@
+"""The verbs of the `objfs` command, one module each (see objfs/cli.py)."""
