@@ -17,6 +17,7 @@ import trio
 
 from iclient.api import ROOT_INODE
 from layout.btree import BTree
+from layout.naming import object_name
 from layout.records import FileType, InodeHead
 
 BLOCK = 512  # st_blocks unit
@@ -92,7 +93,9 @@ class Inode:
             return
         left = self.accounting.get(obj, 0) + nbytes
         if left < 0:
-            raise AssertionError(f"inode {self.number} releases more of {obj:016x} than it has")
+            raise AssertionError(
+                f"inode {self.number} releases more of {object_name(obj)} than it has"
+            )
         if left:
             self.accounting[obj] = left
         else:

@@ -159,6 +159,9 @@ class Segments:
         if not len(segment):
             self.open = segment
             return None
+        unsealed = len(segment)
+        segment.seal()  # in the buffer before it may spill to a file
+        self.memory += len(segment) - unsealed
         sealed = Sealed(segment.number, len(segment), segment.buffer)
         self.sealed[sealed.number] = sealed
         self.unreported[sealed.number] = sealed.size

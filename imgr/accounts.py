@@ -21,6 +21,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from layout.naming import object_name
+
 log = logging.getLogger(__name__)
 
 
@@ -46,16 +48,16 @@ class Accounts:
         """Raise AccountingError unless the change could be applied."""
         for obj, size in written.items():
             if obj in self.referenced or obj in self.sizes or size < 0:
-                raise AccountingError(f"object {obj:016x} reported written twice")
+                raise AccountingError(f"object {object_name(obj)} reported written twice")
         for obj, nbytes in released.items():
             have = self.referenced.get(obj, 0) + referenced.get(obj, 0)
             if nbytes > have:
                 raise AccountingError(
-                    f"releasing {nbytes} bytes of object {obj:016x}, only {have} referenced"
+                    f"releasing {nbytes} bytes of object {object_name(obj)}, only {have} referenced"
                 )
         for obj in referenced:
             if obj in self.garbage or obj in self.deleting:
-                raise AccountingError(f"object {obj:016x} is already garbage")
+                raise AccountingError(f"object {object_name(obj)} is already garbage")
 
     def apply(
         self, written: dict[int, int], referenced: dict[int, int], released: dict[int, int]

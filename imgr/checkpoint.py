@@ -1,9 +1,10 @@
 """Taking a checkpoint of one volume: prepare, store, compare-and-swap, back up, collect.
 
 1. prepare (no await, under the table lock): the dirty inode-table pages
-   and a new superblock go into a new segment; the checkpoint record names
-   it, with raised nonce ceilings. Everything applied before this point is
-   in it; what comes after belongs to the next one.
+   and a new superblock go into a new segment, sealed with its digest
+   table; the checkpoint record names it, with raised nonce ceilings.
+   Everything applied before this point is in it; what comes after belongs
+   to the next one.
 2. store the segment as a new object (retried until it is stored: the
    in-memory tree already points into it).
 3. compare-and-swap the record into ickpt. A conflict that is not our own
@@ -66,6 +67,7 @@ def prepare(state: VolumeState, segment: Segment | None = None) -> Prepared:
         orphans=tuple(sorted(state.orphans)),
     )
     location = segment.append(superblock.encode())
+    segment.seal()
     record = Checkpoint(
         volume_id=state.volume_id,
         sequence=state.sequence + 1,

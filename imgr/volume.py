@@ -29,6 +29,7 @@ from imgr.mounts import Mount, Mounts
 from imgr.state import VolumeState, load
 from layout.codec import Location
 from layout.errors import LayoutError
+from layout.naming import object_name
 from layout.pagecache import PageCache
 from layout.records import Checkpoint, InodeHead
 from objfs.objects import StoreReader
@@ -388,7 +389,7 @@ class Volume:
         named = [*batch.written, *batch.referenced, *(loc.object for loc in batch.entries.values())]
         for obj in named:
             if not 1 <= obj < cursor:
-                raise InvalidArgument(f"object {obj:016x} was never handed out")
+                raise InvalidArgument(f"object {object_name(obj)} was never handed out")
 
     async def _apply(self, batch: Batch) -> None:
         state = self.state

@@ -94,4 +94,5 @@ class Location:
         )
 
     def __str__(self) -> str:
-        return f"object {self.object:016x} at {self.offset}+{self.length}"
+        # The object's stored name (layout.naming.object_name), findable in the container.
+        return f"object {f'{self.object:016x}'[::-1]} at {self.offset}+{self.length}"

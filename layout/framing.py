@@ -29,6 +29,7 @@ class RecordType(enum.IntEnum):
     SUPERBLOCK = 2
     INODE_HEAD = 3
     BTREE_PAGE = 4
+    BLOCK_SUMS = 5
 
 
 def _checksum(body: bytes, header: bytes) -> bytes:

@@ -1,9 +1,9 @@
-"""Reading records by Location from an object store.
+"""Reading records by Location, and objects' digest tables, from an object store.
 
 Every reader of the on-object format (imgr's inode table, iclient's trees
-and heads, fsck) turns a Location into bytes here, so a missing object or a
-short read is reported the same way: a LayoutError naming the object and
-offset, which the mount answers with EIO.
+and heads, its file data, fsck) turns a Location or an object's tail into
+bytes here, so a missing object or a short read is reported the same way: a
+LayoutError naming the object and offset, which the mount answers with EIO.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import mmap
 
+from layout.blocksums import TAIL_GUESS, BlockSums, NeedMore
 from layout.codec import Location
 from layout.errors import LayoutError
 from layout.naming import object_name
@@ -51,3 +52,27 @@ class StoreReader:
         if len(data) != location.length:
             raise LayoutError(f"read {len(data)} bytes, expected {location.length}", where)
         return data
+
+
+async def read_block_sums(store: ObjectStore, number: int) -> BlockSums:
+    """The digest table of stored object `number`: a HEAD and one ranged GET (two if large)."""
+    name = object_name(number)
+    where = f"object {name}"
+    try:
+        size = (await store.head(name)).size
+        tail = await _tail(store, name, size, TAIL_GUESS)
+        try:
+            return BlockSums.from_tail(tail, size, where)
+        except NeedMore as more:
+            tail = await _tail(store, name, size, more.n)
+        return BlockSums.from_tail(tail, size, where)
+    except NotFound:
+        raise LayoutError("the object is missing", where) from None
+
+
+async def _tail(store: ObjectStore, name: str, size: int, length: int) -> bytes:
+    start = max(0, size - length)
+    tail = await store.get(name, start)
+    if len(tail) != size - start:
+        raise LayoutError(f"read {len(tail)} bytes, expected {size - start}", f"object {name}")
+    return tail

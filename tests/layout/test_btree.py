@@ -21,6 +21,7 @@ from layout.btree import BTree, FlushResult
 from layout.codec import BytesCodec, IntCodec, Location
 from layout.errors import LayoutError
 from layout.framing import RecordType, frame
+from layout.naming import object_name
 from layout.pagecache import PageCache
 from objfs.storage.mem import MemStore
 
@@ -305,7 +306,7 @@ async def test_corrupt_page_names_its_location(where):
     tree = int_tree(segments, root, PageCache(1 << 20), 512)
     with pytest.raises(LayoutError) as caught:
         await collect(tree)
-    assert f"object {location.object:016x} at {location.offset}" in str(caught.value)
+    assert f"object {object_name(location.object)} at {location.offset}" in str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -326,7 +327,7 @@ async def test_malformed_page_is_a_layout_error(payload):
     await segments.store.put(segment_name(9), data)
     location = Location(9, 0, len(data))
     tree = int_tree(segments, location, PageCache(1 << 20), 512)
-    with pytest.raises(LayoutError, match=f"object {9:016x} at 0"):
+    with pytest.raises(LayoutError, match=f"object {object_name(9)} at 0"):
         await tree.get(1)
         await collect(tree)
 
