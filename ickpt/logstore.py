@@ -32,10 +32,18 @@ uses the digest, so garbage is accepted as a record only with probability 2**-12
 
 If a write or fsync fails the store stops accepting mutations (the file's state is no
 longer known; Linux may have dropped the dirty pages): reopen it to recover.
+
+One writer
+----------
+The replayed state lives in memory, so a second process appending to the same log would
+make both wrong. An open store holds an exclusive ``flock`` on ``PATH.lock`` (not on the
+log itself, which compaction replaces by a new file) until it is closed or its process
+dies; opening a log that another store holds fails with ``LogInUse`` at once.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
 import os
@@ -69,6 +77,10 @@ RECORD_OVERHEAD = HEADER.size + 16  # framing plus msgpack's own headers (approx
 
 class CorruptLogError(StoreError):
     """The log is damaged before its tail: opening it could lose acknowledged data."""
+
+
+class LogInUse(StoreError):
+    """Another open store (in this or another process) holds the log."""
 
 
 def _digest(length: bytes, payload: bytes) -> bytes:
@@ -109,6 +121,22 @@ def _next_valid(data: bytes, offset: int) -> int | None:
             if _parse_at(data, start) is not None:
                 return start
     return None
+
+
+def _take_lock_file(path: Path) -> int:
+    """An open descriptor holding the exclusive lock of the log at `path`."""
+    fd = os.open(path.with_name(path.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, BlockingIOError):
+            raise LogInUse(
+                f"checkpoint log {path} is in use by another process "
+                "(a running ickpt? pass --ickpt HOST:PORT)"
+            ) from None
+        raise
 
 
 def _write_new_file(path: Path, content: bytes) -> None:
@@ -202,6 +230,7 @@ class LogStore(CheckpointStore):
         self.min_compact_bytes = min_compact_bytes
         self._state = _State()
         self._file: BinaryIO | None = None
+        self._lock_fd: int | None = None
         self._size = 0
         self._lock = trio.Lock()
         self._broken: str | None = None
@@ -220,6 +249,19 @@ class LogStore(CheckpointStore):
     # ---------------------------------------------------------------- blocking I/O
 
     def _load(self, repair: bool) -> None:
+        self._lock_fd = _take_lock_file(self.path)
+        try:
+            self._replay_file(repair)
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _replay_file(self, repair: bool) -> None:
         self.path.with_name(self.path.name + ".compact").unlink(missing_ok=True)
         try:
             data = self.path.read_bytes()
@@ -321,6 +363,7 @@ class LogStore(CheckpointStore):
             if self._file is not None:
                 await trio.to_thread.run_sync(self._file.close)
                 self._file = None
+            self._unlock()
 
     @property
     def file_size(self) -> int:

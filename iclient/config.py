@@ -11,7 +11,7 @@ disk_mib = 2048               # write-back buffer spilled to cache_dir
 segment_mib = 32              # log segment (object) size
 uploads = 4                   # segments uploading at once
 read_cache_mib = 256          # stored blocks kept for reads
-block_kib = 1024              # read block (ranged GET) size
+block_kib = 1024              # read block (ranged GET) size, a multiple of 64 (checksum block)
 readahead = 8                 # blocks fetched ahead of a sequential reader
 page_cache_mib = 64           # decoded B+tree pages (directories, extent maps)
 commit_interval = 5.0         # seconds a change may wait before it is committed
@@ -19,6 +19,12 @@ cache_seconds = 60.0          # kernel entry/attribute cache (leases invalidate 
 http_address = "127.0.0.1"    # status pages and /metrics
 http_port = 15347
 options = ["noatime"]         # extra FUSE -o options
+
+Every key is also a flag of `iclient run` (mountpoint is its argument,
+options its repeatable -o) and every flag but --config a key, except
+--token-file FILE, which reads `token` from a file (so that it is not on a
+command line). Unknown keys and values of the wrong type or out of range are
+refused with the key named.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from pathlib import Path
 from iclient.api import DEFAULT_HTTP_PORT
 from iclient.segments import BufferLimits
 from imgr.api import DEFAULT_PORT
-from objfs.settings import SettingsError
+from layout.blocksums import BLOCK_SIZE
+from objfs.settings import SettingsError, check_port, host_port
 from objfs.storage.urls import redact
 
 MIB = 1 << 20
@@ -72,17 +79,21 @@ class MountConfig:
         for key in ("volume", "store"):
             if not getattr(s, key):
                 raise SettingsError(f"{key} is required")
-        host, sep, port = s.imgr.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise SettingsError(f"imgr must be HOST:PORT, not {s.imgr!r}")
+        host, port = host_port("imgr", s.imgr)
+        check_port("http_port", s.http_port)
+        for key in ("disk_mib", "readahead", "page_cache_mib", "commit_interval", "cache_seconds"):
+            if getattr(s, key) < 0:
+                raise SettingsError(f"{key} must not be negative")
         positive = ("memory_mib", "segment_mib", "uploads", "read_cache_mib", "block_kib")
         for key in positive:
             if getattr(s, key) <= 0:
                 raise SettingsError(f"{key} must be above 0")
+        if s.block_kib * 1024 % BLOCK_SIZE:
+            raise SettingsError(f"block_kib must be a multiple of {BLOCK_SIZE // 1024}")
         if s.segment_mib * 2 > s.memory_mib:
             raise SettingsError("memory_mib must hold at least two segments (segment_mib)")
         limits = BufferLimits(s.segment_mib * MIB, s.memory_mib * MIB, s.disk_mib * MIB, s.uploads)
-        return cls(s, host, int(port), limits)
+        return cls(s, host, port, limits)
 
     @property
     def cache_dir(self) -> Path | None:

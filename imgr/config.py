@@ -16,24 +16,28 @@
     url = "swift://container?..."
     secret = "..."                # the mount token of file:// and mem:// volumes
 
-Unknown keys and values of the wrong type are refused with the key named.
+Every key is also a flag of `imgr run` (`--checkpoint-interval` for
+checkpoint_interval) and every flag but --config a key, except the volumes:
+`--volume NAME=URL` (repeatable) adds `[volumes.NAME]` with that url and no
+secret, so a file:// or mem:// volume, which needs a secret, is given in the
+file. The file is read by objfs.settings, as ickpt's and iclient's are:
+unknown keys and values of the wrong type or out of range are refused with
+the key named.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import socket
-import tomllib
 from dataclasses import dataclass, field, fields
 
 from imgr.api import DEFAULT_HTTP_PORT, DEFAULT_PORT
+from objfs import settings
+from objfs.settings import SettingsError as ConfigError
 
 VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-
-
-class ConfigError(ValueError):
-    """A setting is missing, unknown or malformed; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,7 @@ class Config:
 
     @property
     def ickpt_address(self) -> tuple[str, int]:
-        host, _, port = self.ickpt.rpartition(":")
-        return host, int(port)
+        return settings.host_port("ickpt", self.ickpt)
 
     def redacted(self) -> dict:
         """For /config: every setting, with no secret and no credential in a URL."""
@@ -72,8 +75,7 @@ class Config:
         return shown
 
 
-_KINDS = {"port": int, "http_port": int, "cache_mib": int}
-_FLOATS = {"checkpoint_interval", "lease_timeout", "mount_ttl", "owner_ttl"}
+_POSITIVE = ("checkpoint_interval", "lease_timeout", "mount_ttl", "owner_ttl", "cache_mib")
 
 
 def check_volume_name(name: str) -> str:
@@ -82,7 +84,7 @@ def check_volume_name(name: str) -> str:
     return name
 
 
-def _volumes(table: object, path: str) -> tuple[VolumeSpec, ...]:
+def _volumes(table: object, path: str | None) -> tuple[VolumeSpec, ...]:
     if not isinstance(table, dict):
         raise ConfigError(f"config file {path}: volumes must be a table of tables")
     specs = []
@@ -93,43 +95,22 @@ def _volumes(table: object, path: str) -> tuple[VolumeSpec, ...]:
         unknown = set(spec) - {"url", "secret"}
         if unknown:
             raise ConfigError(f"config file {path}: volumes.{name}: unknown key {min(unknown)!r}")
+        if not isinstance(spec.get("secret", ""), str):
+            raise ConfigError(f"config file {path}: volumes.{name}.secret must be a string")
         specs.append(VolumeSpec(name, spec["url"], spec.get("secret")))
     return tuple(specs)
 
 
-def from_toml(path: str) -> dict[str, object]:
-    try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
-    known = {f.name for f in fields(Config)}
-    for key, value in table.items():
-        if key not in known:
-            raise ConfigError(f"config file {path}: unknown key {key!r}")
-        if key in _FLOATS and type(value) in (int, float):
-            table[key] = float(value)
-        elif key not in _FLOATS and key != "volumes" and type(value) is not _KINDS.get(key, str):
-            raise ConfigError(f"config file {path}: {key} has the wrong type")
-        elif key in _FLOATS:
-            raise ConfigError(f"config file {path}: {key} must be a number")
-    if "volumes" in table:
-        table["volumes"] = _volumes(table["volumes"], path)
-    return table
-
-
 def load(args: argparse.Namespace) -> Config:
     """The config file's settings overridden by the flags that were given."""
-    settings = from_toml(args.config) if getattr(args, "config", None) else {}
-    for f in fields(Config):
-        flag = getattr(args, f.name, None)
-        if flag is not None and f.name != "volumes":
-            settings[f.name] = flag
+    path = getattr(args, "config", None)
+    table = settings.from_toml(path) if path else {}
+    from_file = _volumes(table.pop("volumes"), path) if "volumes" in table else ()
+    config = settings.from_table(Config, table, path, vars(args))
     extra = tuple(_volume_flag(v) for v in getattr(args, "volume", None) or ())
-    settings["volumes"] = tuple(settings.get("volumes", ())) + extra
-    config = Config(**settings)
+    config = dataclasses.replace(config, volumes=from_file + extra)
     if not config.id:
-        config = Config(**{**settings, "id": f"{socket.gethostname()}:{config.port}"})
+        config = dataclasses.replace(config, id=f"{socket.gethostname()}:{config.port}")
     _check(config)
     return config
 
@@ -142,13 +123,10 @@ def _volume_flag(text: str) -> VolumeSpec:
 
 
 def _check(config: Config) -> None:
-    for port in (config.port, config.http_port):
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"port {port} is out of range")
-    host, sep, port = config.ickpt.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"ickpt must be HOST:PORT, not {config.ickpt!r}")
-    for name in _FLOATS:
+    settings.check_port("port", config.port)
+    settings.check_port("http_port", config.http_port)
+    settings.host_port("ickpt", config.ickpt)
+    for name in _POSITIVE:
         if getattr(config, name) <= 0:
             raise ConfigError(f"{name} must be above 0")
     names = [v.name for v in config.volumes]

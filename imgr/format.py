@@ -74,8 +74,9 @@ async def format_volume(
     existing = await ckpt.get(key)
     objects = await our_objects(store)
     if (existing or objects) and not force:
-        where = "ickpt holds a checkpoint" if existing else f"the container holds {len(objects)}"
-        raise AlreadyFormatted(f"volume {name}: {where} objfs objects; use --force to replace")
+        found = f"the container holds {len(objects)} objfs objects"
+        where = "ickpt holds a checkpoint of it" if existing else found
+        raise AlreadyFormatted(f"volume {name}: {where}; use --force to replace")
     if force:
         # Refuses (VolumeBusy) while another imgr serves it.
         owner_version = await ownership.claim(ckpt, name, f"format-{uuid.uuid4().hex}", owner_ttl)

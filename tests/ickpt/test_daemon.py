@@ -57,7 +57,7 @@ async def test_tls_from_a_config_file(tmp_path):
     "config,args,message",
     [
         ('colour = "blue"\n', (), "unknown key 'colour'"),
-        ('port = "32357"\n', (), "port must be a int"),
+        ('port = "32357"\n', (), "port must be an integer"),
         ("", ("--store", "s3://bucket"), "store must be file://PATH or etcd://"),
         ("", ("--tls-cert", "/nonexistent.pem"), "tls_cert and tls_key go together"),
     ],

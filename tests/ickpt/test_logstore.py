@@ -1,13 +1,16 @@
-"""LogStore: torn/corrupt tails, corruption in the middle, compaction, reopening."""
+"""LogStore: torn/corrupt tails, corruption in the middle, compaction, reopening, one writer."""
 
 from __future__ import annotations
 
 import logging
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from ickpt.logstore import MAGIC, CorruptLogError, LogStore
+from ickpt.logstore import MAGIC, CorruptLogError, LogInUse, LogStore
+from tests import daemons
+from tests.ickpt.conftest import start_daemon, stop_daemon
 
 VALUE = b"v" * 100
 
@@ -143,3 +146,30 @@ async def test_closed_store_refuses_mutations(tmp_path: Path) -> None:
     await store.aclose()
     with pytest.raises(Exception, match="closed"):
         await store.put("a", b"1", 0)
+
+
+async def test_a_log_has_one_writer(tmp_path) -> None:
+    path = tmp_path / "ckpt.log"
+    daemon = start_daemon("--store", f"file://{path}")
+    try:
+        with pytest.raises(LogInUse) as refused:
+            await LogStore.open(path)
+        assert str(refused.value) == (
+            f"checkpoint log {path} is in use by another process "
+            "(a running ickpt? pass --ickpt HOST:PORT)"
+        )
+        second = subprocess.run(
+            [daemons.command("ickpt"), "--port", "0", "--store", f"file://{path}"],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert second.returncode == 2
+        assert second.stderr.strip().splitlines() == [f"ickpt: {refused.value}"]
+    finally:
+        stop_daemon(daemon.proc)
+    store = await LogStore.open(path)  # the daemon's lock went with it
+    try:
+        with pytest.raises(LogInUse):
+            await LogStore.open(path)  # in one process too
+    finally:
+        await store.aclose()
+    await (await LogStore.open(path)).aclose()
