@@ -9,9 +9,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+
+from objfs import runtime
 
 READY_SECONDS = 60.0  # a daemon must say it listens within this
 STOP_SECONDS = 60.0  # SIGTERM, then SIGKILL after this (imgr writes a last checkpoint)
@@ -69,50 +70,32 @@ def _first_line(proc: subprocess.Popen) -> str:
 
 @contextmanager
 def objfs_mount(url: str, mountpoint: Path, workdir: Path) -> Iterator[int]:
-    """ickpt, imgr and an iclient mounting the volume at `url`; yields iclient's PID.
+    """`objfs mount` of the volume at `url` at `mountpoint`; yields iclient's PID.
 
-    The volume is formatted on first use and mounted again as it is when the
-    same `url` and `workdir` come back (a remount for cold reads).
+    `workdir` is the stack's state dir: the volume is formatted on first use
+    and mounted again as it is when the same `url` and `workdir` come back (a
+    remount for cold reads). Leaving runs `objfs umount`, which returns once
+    everything is stored; the daemons are stopped by PID if it fails.
     """
     workdir.mkdir(parents=True, exist_ok=True)
-    secret = "bench-secret"
-    with ExitStack() as stack:
-        ickpt_argv = [_script("ickpt"), "--port", "0", "--store", f"file://{workdir / 'ckpt.log'}"]
-        _, line = start(
-            stack, "ickpt", ickpt_argv, "ickpt listening on ", str(workdir / "ickpt.log")
-        )
-        ickpt = line.rsplit(" ", 1)[1]
-        formatted = subprocess.run(
-            [_script("imgr"), "format", "vol", url, "--ickpt", ickpt],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        if formatted.returncode != 0 and "use --force" not in formatted.stderr:
-            raise RuntimeError(f"imgr format failed: {formatted.stderr.strip()}")
-        config = workdir / "imgr.toml"
-        config.write_text(f'[volumes.vol]\nurl = "{url}"\nsecret = "{secret}"\n')
-        imgr_argv = [_script("imgr"), "run", "--config", str(config), "--port", "0",
-                     "--http-port", "0", "--ickpt", ickpt, "--id", "bench"]  # fmt: skip
-        _, line = start(stack, "imgr", imgr_argv, "imgr listening on ", str(workdir / "imgr.log"))
-        imgr = line.split()[3].rstrip(",")
-        client_argv = [_script("iclient"), "run", str(mountpoint), "--imgr", imgr,
-                       "--volume", "vol", "--token", _token(url, secret), "--store", url,
-                       "--cache-dir", str(workdir / "cache"), "--http-port", "0"]  # fmt: skip
-        proc, _ = start(
-            stack, "iclient", client_argv, "iclient mounted ", str(workdir / "iclient.log")
-        )
-        yield proc.pid
+    objfs = _script("objfs")
+    argv = [objfs, "mount", url, str(mountpoint), "--state", str(workdir)]
+    mounted = subprocess.run(argv, capture_output=True, text=True, timeout=4 * READY_SECONDS)
+    if mounted.returncode != 0:
+        raise RuntimeError(f"objfs mount failed: {mounted.stderr.strip()}")
+    entry = runtime.find(str(mountpoint.resolve()))
+    if entry is None:
+        raise RuntimeError(f"objfs mount left no registry entry for {mountpoint}")
+    try:
+        yield entry.pids["iclient"]
+    finally:
+        stopped = subprocess.run([objfs, "umount", str(mountpoint)], capture_output=True, text=True)
+        if stopped.returncode != 0:
+            print(f"bench: objfs umount failed: {stopped.stderr.strip()}", file=sys.stderr)
+            for pid in (entry.pid, *entry.pids.values()):
+                with suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 def _script(name: str) -> str:
     return str(Path(sys.executable).parent / name)
-
-
-def _token(url: str, secret: str) -> str:
-    """The mount token imgr expects: a Swift token for swift://, the secret otherwise."""
-    if not url.startswith("swift://"):
-        return secret
-    from swiftclient.client import get_auth
-
-    params = parse_qs(urlsplit(url).query)
-    auth = get_auth(params["auth_url"][0], params["user"][0], params["key"][0], auth_version="1")
-    return auth[1]

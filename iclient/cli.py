@@ -23,7 +23,7 @@ from iclient.fuse import FuseOperations, mount_options
 from iclient.mount import Mount
 from iclient.status import serve_status
 from objfs import settings
-from objfs.cli import daemon_parser
+from objfs.cli import daemon_parser, expected_error
 from objfs.debug import log_stacks_on_signal
 from objfs.rpc import RpcError
 from objfs.storage import StorageError
@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         trio.run(run, load(args))
-    except (settings.SettingsError, StorageError, RpcError, OSError) as exc:
-        print(f"iclient: {exc}", file=sys.stderr)
+    except Exception as exc:
+        fatal = expected_error(exc, (settings.SettingsError, StorageError, RpcError, OSError))
+        if fatal is None:
+            raise
+        print(f"iclient: {fatal}", file=sys.stderr)
         return 2
     return 0

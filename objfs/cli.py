@@ -15,11 +15,36 @@ import sys
 from objfs.version import VERSION
 
 # The modules whose verbs `objfs` offers, in the order `objfs --help` lists them.
-VERB_MODULES: tuple[str, ...] = ()
+VERB_MODULES: tuple[str, ...] = (
+    "objfs.commands.up",
+    "objfs.commands.mounting",
+    "objfs.commands.status",
+    "objfs.commands.volumes",
+    "objfs.commands.fsck",
+)
 
 
 class CommandError(Exception):
     """Bad input or a failed step, said in one line for the user."""
+
+
+def expected_error(
+    exc: BaseException, kinds: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """`exc` if it is one of `kinds`, or the first such error inside an exception group.
+
+    A daemon's startup failure (a port taken, a bad token) often arrives wrapped
+    in a trio nursery's group; the user should still get its one line.
+    """
+    if isinstance(exc, kinds):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        matched, rest = exc.split(kinds)
+        if matched is not None and rest is None:
+            while isinstance(matched, BaseExceptionGroup):
+                matched = matched.exceptions[0]
+            return matched
+    return None
 
 
 def daemon_parser(prog: str, description: str) -> argparse.ArgumentParser:
@@ -42,9 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         return args.handler(args)
-    except CommandError as exc:
-        print(f"objfs {args.verb}: {exc}", file=sys.stderr)
+    except BaseException as exc:
+        # A verb's error or ^C may arrive wrapped in a trio nursery's exception group.
+        if expected_error(exc, (KeyboardInterrupt,)) is not None:
+            print(f"objfs {args.verb}: interrupted", file=sys.stderr)
+            return 130
+        error = expected_error(exc, (CommandError,))
+        if error is None:
+            raise
+        print(f"objfs {args.verb}: {error}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"objfs {args.verb}: interrupted", file=sys.stderr)
-        return 130

@@ -18,6 +18,16 @@ class Daemon:
     line: str  # the line it printed once it was ready
 
 
+def interruptible() -> None:
+    """Popen's preexec_fn for a child a test will SIGINT as a user's ^C would.
+
+    A shell without job control starts background commands with SIGINT
+    ignored, and children inherit that: a ^C test run under such a shell
+    (nohup, `make test &`) would otherwise test nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def command(name: str) -> str:
     """The console script `name` of this virtualenv."""
     return str(Path(sys.executable).parent / name)

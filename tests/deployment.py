@@ -12,14 +12,12 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import trio
-from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-from swiftclient.client import get_auth
 
+from objfs.commands.tokens import mount_token
 from tests import daemons
 from tests.storage.backends import azure_url, fresh_container, swift_url
 
@@ -56,24 +54,7 @@ class Deployment:
 
     def token(self, url: str) -> str:
         """The mount token the volume at `url` accepts."""
-        if url.startswith("swift://"):
-            info = self.request.getfixturevalue("swift_service")
-            return get_auth(info["auth_url"], info["user"], info["key"], auth_version="1")[1]
-        if url.startswith("azure://"):
-            info = self.request.getfixturevalue("azurite_service")
-            fields = dict(
-                part.split("=", 1) for part in info["connection_string"].split(";") if part
-            )
-            return generate_container_sas(
-                fields["AccountName"],
-                url.split("?")[0].removeprefix("azure://"),
-                account_key=fields["AccountKey"],
-                permission=ContainerSasPermissions(
-                    read=True, add=True, create=True, write=True, delete=True, list=True
-                ),
-                expiry=datetime.now(UTC) + timedelta(hours=1),
-            )
-        return SECRET
+        return mount_token(url, SECRET)
 
     def format(self, name: str, url: str, *extra: str) -> subprocess.CompletedProcess:
         argv = [daemons.command("imgr"), "format", name, url, "--ickpt", self.ickpt, *extra]

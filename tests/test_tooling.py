@@ -28,10 +28,11 @@ def test_console_scripts_answer_version(program):
     assert result.stdout.startswith(f"{program} ")
 
 
-def test_unbuilt_verb_is_a_one_line_error():
-    result = subprocess.run([BIN / "objfs", "up"], capture_output=True, text=True)
-    assert result.returncode != 0
-    assert len(result.stderr.strip().splitlines()) == 1
+def test_unknown_verb_is_a_short_usage_error():
+    result = subprocess.run([BIN / "objfs", "frobnicate"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "invalid choice: 'frobnicate'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) <= 2
 
 
 def test_ci_runs_make_test_and_readme_opens_with_the_two_commands():

@@ -9,15 +9,31 @@ running ickpt (--ickpt HOST:PORT) or, without one, straight from that log.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TypeVar
+
+import trio
 
 from ickpt.config import open_store
 from ickpt.remote import RemoteStore
-from ickpt.store import CheckpointStore
+from ickpt.store import CheckpointStore, StoreError
+from imgr.ownership import VolumeBusy
 from objfs.cli import CommandError
+from objfs.rpc import RpcError
+from objfs.settings import SettingsError
+from objfs.storage import AuthError, NotFound, StorageError, Unavailable
+from objfs.storage.urls import redact
+
+T = TypeVar("T")
+
+# Failures of the user's input or environment, said in one line.
+FAILURES: tuple[type[Exception], ...] = (
+    StorageError, StoreError, RpcError, SettingsError, VolumeBusy, OSError,
+)  # fmt: skip
 
 STATE_DIR = Path(".objfs")
 _NOT_IN_NAMES = re.compile(r"[^A-Za-z0-9._-]")
@@ -58,3 +74,51 @@ async def checkpoints(args: argparse.Namespace) -> AsyncIterator[CheckpointStore
     store = await open_store(f"file://{(args.state / 'ckpt.log').resolve()}")
     async with store:
         yield store
+
+
+def run_verb(
+    args: argparse.Namespace,
+    main: Callable[[], Awaitable[T]],
+    failures: tuple[type[Exception], ...] = (),
+) -> T:
+    """trio.run(main) for a verb on args.url, its failures as one-line CommandErrors."""
+    # The verb says what it did; the libraries' INFO lines (retries, steps) are noise here.
+    logging.getLogger().setLevel(logging.WARNING)
+    try:
+        try:
+            return trio.run(main)
+        except BaseExceptionGroup as group:
+            # From a nursery (^C too): the first is what went wrong, the rest its consequences.
+            raise _first(group) from None
+    except (*FAILURES, *failures) as exc:
+        raise CommandError(one_line(exc, args)) from exc
+
+
+def one_line(exc: BaseException, args: argparse.Namespace) -> str:
+    text = " ".join(str(exc).split())[:400]  # SDK messages can span lines
+    where = redact(args.url)
+    if isinstance(exc, Unavailable):
+        return f"cannot reach {where}: {_innermost(exc)}"
+    if isinstance(exc, AuthError):
+        return f"{where} refused the credentials: {text}"
+    if isinstance(exc, NotFound):
+        return f"{where}: no such container ({text})"
+    if isinstance(exc, RpcError | StoreError):
+        return f"checkpoint store {args.ickpt or args.state}: {text}"
+    return text
+
+
+def _first(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    """The failure at the bottom of a chain: "[Errno 111] Connection refused", not the SDK's."""
+    for _ in range(32):  # a chain is short; this bounds a cyclic one
+        inner = exc.__cause__ or exc.__context__
+        if inner is None:
+            break
+        exc = inner
+    return exc

@@ -39,6 +39,7 @@ class ObjectInfo:
     name: str
     size: int
     etag: str | None = None
+    modified: float | None = None  # last modified, seconds since the epoch, when listed
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,7 +38,14 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.storage.blob import BlobBlock, BlobClient, BlobProperties, ContainerClient
+from azure.storage.blob import (
+    BlobBlock,
+    BlobClient,
+    BlobProperties,
+    ContainerClient,
+    ContainerSasPermissions,
+    generate_container_sas,
+)
 from urllib3.util.retry import Retry
 
 from objfs.storage.api import (
@@ -137,6 +145,23 @@ class AzureStore(ObjectStore):
         self._limiter = trio.CapacityLimiter(max_connections)
         self._warned_start_ignored = False
         _quiet_sdk_logging()
+
+    def container_sas(self, lifetime: timedelta = timedelta(hours=1)) -> str:
+        """A SAS for this container that lets a mount work in it (sp=racwdl): the SAS this
+        store was given, or one signed with its account key, valid for `lifetime`."""
+        key = self._client.credential
+        if key is None:
+            return urlsplit(self._client.url).query
+        everything = ContainerSasPermissions(
+            read=True, add=True, create=True, write=True, delete=True, list=True
+        )
+        return generate_container_sas(
+            key.account_name,
+            self.container,
+            account_key=key.account_key,
+            permission=everything,
+            expiry=datetime.now(UTC) + lifetime,
+        )
 
     # -- plumbing -------------------------------------------------------------
 
@@ -322,7 +347,10 @@ class AzureStore(ObjectStore):
         if limit < 1:
             raise ValueError(f"list_page limit must be at least 1, not {limit}")
         found = await self._call("list", prefix, self._list_sync, prefix, start_after, limit)
-        items = [ObjectInfo(p.name, p.size, unquote_etag(p.etag)) for p in found[:limit]]
+        items = [
+            ObjectInfo(p.name, p.size, unquote_etag(p.etag), _timestamp(p.last_modified))
+            for p in found[:limit]
+        ]
         return ListPage(items, items[-1].name if len(found) > limit else None)
 
     def _list_sync(self, prefix: str, start_after: str | None, limit: int) -> list[BlobProperties]:
@@ -495,6 +523,10 @@ def _broken_transfer(exc: BaseException) -> bool:
         current = inner if isinstance(inner, BaseException) else current.__cause__
         seen += 1
     return False
+
+
+def _timestamp(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()
 
 
 def _quiet_sdk_logging() -> None:

@@ -160,7 +160,7 @@ class LocalDirStore(ObjectStore):
         entries = await self._run(None, self._scan, prefix)
         after = (start_after or "").encode()
         items = [
-            ObjectInfo(name, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}")
+            ObjectInfo(name, st.st_size, f"{st.st_mtime_ns:x}-{st.st_size:x}", st.st_mtime)
             for key, name, st in entries
             if start_after is None or key > after
         ][:limit]
@@ -183,10 +183,13 @@ def _walk(directory: str, components: list[str]) -> Iterator[tuple[list[str], os
         for entry in it:
             if entry.name == TMP_DIR and not components:
                 continue
-            if entry.name.endswith(DIR_SUFFIX):
-                yield from _walk(entry.path, [*components, entry.name])
-            else:
-                yield [*components, entry.name], entry.stat()
+            try:
+                if entry.name.endswith(DIR_SUFFIX):
+                    yield from _walk(entry.path, [*components, entry.name])
+                else:
+                    yield [*components, entry.name], entry.stat()
+            except FileNotFoundError:
+                continue  # deleted while listed: a listing is not a snapshot
 
 
 def _unlink_quietly(path: str) -> None:

@@ -63,8 +63,10 @@ from __future__ import annotations
 import hashlib
 import http.client
 import logging
+import re
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -110,6 +112,7 @@ SMALL_PUT = CHUNK_SIZE  # payloads up to this size are sent as one bytes object
 CLAIM_META = "X-Container-Meta-Objfs-Claim"
 CONTENT_TYPE = "application/octet-stream"  # stops Swift guessing a type from the name
 CLAIM_TTL = 3600.0  # seconds after which a claim still pending is abandoned
+CLAIM_SUFFIX = re.compile(r"[0-9a-f]{32}\.[0-9]+")  # after the prefix: hash and generation
 TRANSIENT_STATUS = {408, 409, 429, 498, 499}  # 409: a write with the same timestamp
 
 # Failures of the connection rather than answers of the server: worth a retry.
@@ -528,7 +531,10 @@ class SwiftStore(ObjectStore):
 
         items = await self._run(self.container, "list", listing)
         self._container_seen = True
-        infos = [ObjectInfo(i["name"], int(i["bytes"]), unquote_etag(i.get("hash"))) for i in items]
+        infos = [
+            ObjectInfo(i["name"], int(i["bytes"]), unquote_etag(i.get("hash")), _listed_time(i))
+            for i in items
+        ]
         # Swift lists in UTF-8 byte order already (SQLite's binary collation).
         last = infos[-1].name if len(infos) == limit else None
         return ListPage(infos, last)
@@ -616,6 +622,44 @@ class SwiftStore(ObjectStore):
         except NotFound:
             return False
         return True
+
+    # -- objfs destroy: a volume's claims go with it --------------------------
+
+    async def claim_pages(self) -> AsyncIterator[list[str]]:
+        """The names of this container's claim containers (see the module docstring), by page."""
+        marker = None
+        while True:
+            page = await self._run(self.container, "list claims", partial(self._claims, marker))
+            yield [claim for claim in page if self._is_claim(claim)]
+            if len(page) < MAX_LISTING:
+                return
+            marker = page[-1]
+
+    def _claims(self, marker: str | None, conn: Connection) -> list[str]:
+        _, items = conn.get_account(prefix=self._claim_prefix, marker=marker, limit=MAX_LISTING)
+        return [item["name"] for item in items]
+
+    def _is_claim(self, name: str) -> bool:
+        # Not the claims of another container whose name starts like ours.
+        rest = name.removeprefix(self._claim_prefix)
+        return name != rest and CLAIM_SUFFIX.fullmatch(rest) is not None
+
+    async def delete_claim(self, claim: str) -> None:
+        """Delete one claim container; only when nothing writes the container any more."""
+        if not self._is_claim(claim):
+            raise ValueError(f"{claim!r} is not a claim of container {self.container!r}")
+        try:
+            await self._run(claim, "delete claim", lambda conn: conn.delete_container(claim))
+        except NotFound:
+            pass  # gone already: an interrupted destroy run again
+
+
+def _listed_time(item: dict) -> float | None:
+    """A listing's last_modified (ISO 8601, UTC, no zone) as seconds since the epoch."""
+    try:
+        return datetime.fromisoformat(item["last_modified"]).replace(tzinfo=UTC).timestamp()
+    except (KeyError, ValueError):
+        return None
 
 
 def _age(headers: dict) -> float:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
@@ -13,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from iclient.view import MountView
 from objfs.version import VERSION
+from tests import daemons
 from tests.deployment import SECRET, deployed
 from tests.mounts import VOLUME, Mounted, iclient, mountpoint, serve_volume
 
@@ -197,3 +201,22 @@ def test_dashboard_is_html_for_people(scene):
     for path in ("/stats", "/leases", "/metrics", "/config"):
         assert f'href="{path}"' in page
     assert "Write-back buffer" in page and "<td>write</td>" in page
+
+
+def test_a_taken_status_port_is_one_line_and_no_mount_is_left(request, tmp_path):
+    with deployed(request, tmp_path) as deployment, socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        url, imgr = serve_volume(deployment, "file")
+        with mountpoint() as path:
+            argv = [
+                daemons.command("iclient"), "run", str(path), "--imgr", f"127.0.0.1:{imgr.port}",
+                "--volume", VOLUME, "--token", SECRET, "--store", url,
+                "--cache-dir", str(tmp_path / "cache"), "--http-port", str(taken.getsockname()[1]),
+            ]  # fmt: skip
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            assert result.returncode == 2
+            lines = [line for line in result.stderr.splitlines() if line.startswith("iclient: ")]
+            assert len(lines) == 1 and "in use" in lines[0], result.stderr
+            assert "Traceback" not in result.stderr
+            assert str(path) not in Path("/proc/mounts").read_text()
