@@ -6,15 +6,15 @@
 Takes exactly the flags of `iclient run`. Without --token or --token-file, a swift:// or
 azure:// store's credentials (in the URL, the environment such as ST_AUTH/ST_USER/ST_KEY,
 or the credentials file) make the mount token imgr accepts: a Swift token or a container
-SAS. It is handed over in a file only its user can read, never on a command line. Then
-this process becomes `iclient run` with the same flags.
+SAS. It is handed over through a pipe (--token-file /dev/fd/N), never on a command line
+and never in a file left behind. Then this process becomes `iclient run` with the same
+flags.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 from iclient import cli
 from objfs.commands.tokens import mount_token
@@ -25,10 +25,12 @@ from objfs.storage import StorageError
 def token_flags(store: str) -> list[str]:
     if store.startswith(("file:", "mem:")):
         raise SettingsError("the mount token of a file:// volume is imgr's secret: --token-file")
-    fd, path = tempfile.mkstemp(prefix="objfs-token-")  # mode 0600
-    with os.fdopen(fd, "w") as f:
-        f.write(mount_token(store, secret=""))
-    return ["--token-file", path]
+    token = mount_token(store, secret="").encode()
+    read, write = os.pipe()  # a token is far below a pipe's buffer: the write cannot block
+    os.write(write, token)
+    os.close(write)
+    os.set_inheritable(read, True)
+    return ["--token-file", f"/dev/fd/{read}"]
 
 
 def main(argv: list[str]) -> int:
