@@ -56,6 +56,8 @@ class Inodes:
         self.deleted: set[int] = set()  # unlinked inodes to drop from the table at commit
         self._idle: OrderedDict[int, None] = OrderedDict()  # evictable, oldest first
         self._idle_bound = idle_inodes
+        # Inodes whose lease is being asked for: [requests in flight, let-gos meanwhile].
+        self._asking: dict[int, list[int]] = {}
         self._numbers = iter(())  # fresh inode numbers fetched but not used
         self._numbers_left = 0
         self.lease_calls = 0
@@ -66,29 +68,48 @@ class Inodes:
 
     async def get(self, number: int, exclusive: bool = False) -> Inode:
         """The inode under at least a shared (or an exclusive) lease."""
-        inode = self.held.get(number)
-        if inode is not None and _covers(inode.lease, exclusive):
-            self._touch(inode)
-            return inode
-        if number in self.deleted:
-            raise FsError(errno.ENOENT, f"inode {number} was deleted")
-        want = EXCLUSIVE if exclusive else SHARED
-        if inode is not None and inode.lease == SHARED:
-            want = "promote"
+        for _ in range(100):
+            inode = self.held.get(number)
+            if inode is not None and _covers(inode.lease, exclusive):
+                self._touch(inode)
+                return inode
+            if number in self.deleted:
+                raise FsError(errno.ENOENT, f"inode {number} was deleted")
+            want = EXCLUSIVE if exclusive else SHARED
+            if inode is not None and inode.lease == SHARED:
+                want = "promote"
+            granted, inode = await self._lease(number, want)
+            if inode is not None:
+                inode.lease = _stronger(inode.lease, granted)
+                self._touch(inode)
+                return inode
+        raise FsError(errno.EAGAIN, f"the lease of inode {number} kept being taken back")
+
+    async def _lease(self, number: int, want: str) -> tuple[str, Inode | None]:
+        """Ask imgr for the lease and load the inode; no inode if an interrupt took the
+        grant back before it was recorded here (then the caller asks again)."""
         self.lease_calls += 1
-        granted = await self.imgr.lease(number, want)
-        inode = self.held.get(number)  # another task may have loaded it meanwhile
-        if inode is None or inode.lease == NONE:
-            inode = await self._load(number, inode)
-        inode.lease = _stronger(inode.lease, granted)
-        self._touch(inode)
-        return inode
+        asking = self._asking.setdefault(number, [0, 0])
+        asking[0] += 1
+        let_gos = asking[1]
+        try:
+            granted = await self.imgr.lease(number, want)
+            inode = self.held.get(number)  # another task may have loaded it meanwhile
+            if inode is None or inode.lease == NONE:
+                inode = await self._load(number, inode)
+        finally:
+            asking[0] -= 1
+            if not asking[0]:
+                del self._asking[number]
+        return granted, None if asking[1] != let_gos else inode
 
     async def _load(self, number: int, inode: Inode | None) -> Inode:
         try:
             location = await self.imgr.get_entry(number)
         except NotFound:
-            raise FsError(errno.ENOENT, f"inode {number} is not in the inode table") from None
+            # Deleted by another mount: the kernel may still hold a name for it. ESTALE has
+            # it look the name up again (LOOKUP_REVAL), as with NFS, where ENOENT would stick.
+            raise FsError(errno.ESTALE, f"inode {number} is not in the inode table") from None
         if inode is not None and self.locations.get(number) == location:
             return inode
         self.loads += 1
@@ -140,6 +161,9 @@ class Inodes:
 
     def let_go(self, number: int, to: str) -> Inode | None:
         """imgr took the lease down to `to` (after a commit); the inode, if held."""
+        asking = self._asking.get(number)
+        if asking is not None:
+            asking[1] += 1  # a grant on its way in may be the one taken down
         inode = self.held.get(number)
         if inode is None:
             return None

@@ -153,7 +153,9 @@ class LeaseTable:
         if self._nursery is None:
             raise RuntimeError("the lease table is not running")
         held = self.mode(mount, inode)
-        if held.rank >= mode.rank:
+        # A lease under interrupt is going down once the answer is in: the holder has let go
+        # already, so its new request must not be met by the lease it gave up.
+        if held.rank >= mode.rank and (mount, inode) not in self._interrupting:
             return held
         if inode not in self._waiters and self._compatible(inode, mount, mode):
             return self._grant(inode, mount, mode)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,3 +55,33 @@ def test_unlink_on_one_while_open_on_the_other(two_mounts):
         os.unlink(a / "f")
         assert not (b / "f").exists()
         assert held.read() == b"still readable"
+
+
+def test_replacing_a_file_the_other_mount_keeps_reading(two_mounts):
+    """Rename-over on one mount while the other reads in a loop: every interrupt crosses a
+    lease request, and neither mount may end up changing an inode it no longer holds."""
+    a, b = two_mounts
+    versions = [os.urandom(256 << 10) + bytes([i]) for i in range(3)]
+    hashes = {hashlib.sha256(v).hexdigest() for v in versions}
+    (a / "f").write_bytes(versions[0])
+    stop, seen, failed = threading.Event(), [], []
+
+    def read_forever() -> None:
+        while not stop.is_set():
+            try:
+                seen.append(hashlib.sha256((b / "f").read_bytes()).hexdigest())
+            except OSError as exc:
+                failed.append(exc)
+
+    reader = threading.Thread(target=read_forever)
+    reader.start()
+    try:
+        for i in range(60):
+            (a / "f.new").write_bytes(versions[i % 3])
+            os.rename(a / "f.new", a / "f")
+    finally:
+        stop.set()
+        reader.join()
+    assert failed == [] and seen and set(seen) <= hashes
+    (a / "after").write_bytes(b"both mounts still work")
+    assert (b / "after").read_bytes() == b"both mounts still work"

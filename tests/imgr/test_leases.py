@@ -175,12 +175,31 @@ async def test_holder_asking_what_it_holds_is_answered_despite_the_queue(autojum
     clients = Clients()
     async with running(clients) as (table, _expelled, nursery):
         await table.acquire("a", 7, EXCLUSIVE)
-        clients.gate("a")
-        nursery.start_soon(acquire, table, "b", 7, SHARED, [])
+        await table.acquire("b", 8, SHARED)
+        nursery.start_soon(acquire, table, "b", 7, SHARED, [])  # waits behind a on inode 7
         await settle()
         with trio.fail_after(TIMEOUT / 2):
-            assert await table.acquire("a", 7, SHARED) is EXCLUSIVE
+            assert await table.acquire("b", 8, SHARED) is SHARED
+
+
+async def test_holder_asking_while_its_lease_is_interrupted_gets_a_new_grant(autojump_clock):
+    """The holder's request may have crossed its own answer to the interrupt: the lease it
+    gave up must not answer it, or the holder would change an inode it no longer holds."""
+    clients = Clients()
+    async with running(clients) as (table, _expelled, nursery):
+        await table.acquire("a", 7, EXCLUSIVE)
+        clients.gate("a")
+        results = []
+        nursery.start_soon(acquire, table, "b", 7, SHARED, results)
+        await settle()
+        nursery.start_soon(acquire, table, "a", 7, EXCLUSIVE, results)
+        await settle()
+        assert results == []  # not the exclusive lease being taken down
         clients.open("a")
+        await settle()
+        assert results == [("b", SHARED), ("a", EXCLUSIVE)]
+        assert table.holders(7) == {"a": EXCLUSIVE}
+        assert clients.calls == [("a", 7, SHARED), ("b", 7, NONE)]
 
 
 async def test_two_promoters_both_get_exclusive_in_turn_without_deadlock(autojump_clock):
