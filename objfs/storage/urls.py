@@ -41,7 +41,14 @@ ENVIRONMENT = {
         "sas_token": "AZURE_STORAGE_SAS_TOKEN",
     },
 }
-COMMON = {"timeout": float, "connections": int, "retries": int}
+COMMON = {
+    "timeout": float,
+    "connections": int,
+    "retries": int,
+    "fault_rate": float,  # for tests: fail this share of requests (objfs.storage.faults)
+    "fault_latency": float,  # for tests: seconds added to every request
+    "fault_seed": int,
+}
 
 
 def credentials_file() -> Path:
@@ -125,7 +132,15 @@ def _backend(scheme: str, where: str, params: dict[str, str], tuning: dict) -> O
 def _open(url: str) -> tuple[ObjectStore, dict[str, float | int]]:
     scheme, where, params = parse(url)
     tuning = _tuning(params)
-    return _backend(scheme, where, params, tuning), tuning
+    backend = _backend(scheme, where, params, tuning)
+    if tuning.get("fault_rate") or tuning.get("fault_latency"):
+        from objfs.storage.faults import Faults, FaultyStore
+
+        seed = tuning.get("fault_seed")
+        rate, latency = float(tuning.get("fault_rate", 0)), float(tuning.get("fault_latency", 0))
+        faults = Faults(rate, latency, seed=None if seed is None else int(seed))
+        backend = FaultyStore(backend, faults)
+    return backend, tuning
 
 
 def open_raw(url: str) -> ObjectStore:
