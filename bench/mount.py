@@ -75,6 +75,7 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != HERE]
 sys.path.append(os.path.dirname(HERE))  # for bench.processes
 
 from bench import processes  # noqa: E402
+from bench.report import measured, progress  # noqa: E402
 
 PROG = "bench/mount.py"
 SERVICES = os.path.join(HERE, "..", "scripts", "services")
@@ -685,27 +686,15 @@ def main() -> None:
     backends = [b for b in BACKENDS if b in args.backends.split(",")]
     unknown = [b for b in args.backends.split(",") if b and b not in BACKENDS]
 
-    def say(text: str) -> None:
-        if not args.json:
-            print(text, file=sys.stderr, flush=True)
-
+    say = progress(args.json)
     try:
         check_available(targets, backends + unknown)
         if args.runs < 1 or args.size_mib < 1 or args.files < 1 or args.rss_gib < 0:
             raise Unavailable("--runs, --size-mib and --files must be >= 1, --rss-gib >= 0")
-        results = measure(args, targets, backends, say)
     except Unavailable as e:
         sys.exit(f"{PROG}: {e}")
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; cleaned up", file=sys.stderr)
-        sys.exit(130)
-    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
-        print(f"{PROG}: failed: {e}", file=sys.stderr)
-        sys.exit(1)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print_table(results, targets, backends)
+    measured(PROG, lambda: measure(args, targets, backends, say), args.json,
+             lambda results: print_table(results, targets, backends))  # fmt: skip
 
 
 def measure(args: argparse.Namespace, targets: list[str], backends: list[str], say) -> dict:

@@ -22,6 +22,9 @@ VERB_MODULES: tuple[str, ...] = (
     "objfs.commands.status",
     "objfs.commands.volumes",
     "objfs.commands.fsck",
+    "objfs.commands.load",
+    "objfs.commands.verify",
+    "objfs.commands.watch",
 )
 
 

@@ -35,6 +35,7 @@ class Entry:
     pid_started: int = 0  # the supervisor's start time in clock ticks since boot
     pids_started: dict[str, int] = field(default_factory=dict)  # the daemons' start times
     failure: str = ""  # set when the stack stopped on an error, for `objfs umount` to say
+    imgr: str = ""  # imgr's RPC address, HOST:PORT (`objfs load --into` talks to it)
 
 
 def run_dir() -> Path:

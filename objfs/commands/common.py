@@ -53,8 +53,21 @@ def volume_name(url: str) -> str:
     return name
 
 
-def add_checkpoint_args(parser: argparse.ArgumentParser) -> None:
-    state_help = "the embedded default's state dir (./.objfs)"
+def url_and_path(text: str) -> tuple[str, str]:
+    """URL[:/PATH] split in two: PATH follows the last ':/' that does not start a '://'."""
+    start = text.find("://") + 3
+    at = text.rfind(":/", start)
+    while at >= start:
+        if text[at + 2 : at + 3] != "/":
+            return text[:at], text[at + 1 :]
+        at = text.rfind(":/", start, at)
+    return text, ""
+
+
+def add_checkpoint_args(
+    parser: argparse.ArgumentParser, state_help: str = "the embedded default's state dir"
+) -> None:
+    state_help += f" ({STATE_DIR})"
     parser.add_argument("--state", type=Path, default=STATE_DIR, help=state_help)
     ickpt_help = "a running ickpt (default: the state dir's checkpoint log)"
     parser.add_argument("--ickpt", metavar="HOST:PORT", help=ickpt_help)
@@ -103,6 +116,8 @@ def one_line(exc: BaseException, args: argparse.Namespace) -> str:
         return f"{where} refused the credentials: {text}"
     if isinstance(exc, NotFound):
         return f"{where}: no such container ({text})"
+    if isinstance(exc, RpcError) and getattr(args, "rpc_peer", None):
+        return f"{args.rpc_peer}: {text}"  # a verb that talks to imgr, not to ickpt
     if isinstance(exc, RpcError | StoreError):
         return f"checkpoint store {args.ickpt or args.state}: {text}"
     return text

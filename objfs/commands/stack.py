@@ -204,6 +204,7 @@ class Stack:
             started=time.time(),
             pids={child.name: child.proc.pid for child in self.children},
             pids_started={c.name: runtime.started_ticks(c.proc.pid) for c in self.children},
+            imgr=imgr_at,
         )
 
     def _imgr_argv(self, ickpt_at: str, secret: str) -> list[str]:
