@@ -171,17 +171,6 @@ async def test_requests_are_served_in_arrival_order(autojump_clock):
         assert table.holders(7) == {"b": SHARED, "c": SHARED}
 
 
-async def test_holder_asking_what_it_holds_is_answered_despite_the_queue(autojump_clock):
-    clients = Clients()
-    async with running(clients) as (table, _expelled, nursery):
-        await table.acquire("a", 7, EXCLUSIVE)
-        await table.acquire("b", 8, SHARED)
-        nursery.start_soon(acquire, table, "b", 7, SHARED, [])  # waits behind a on inode 7
-        await settle()
-        with trio.fail_after(TIMEOUT / 2):
-            assert await table.acquire("b", 8, SHARED) is SHARED
-
-
 async def test_holder_asking_while_its_lease_is_interrupted_gets_a_new_grant(autojump_clock):
     """The holder's request may have crossed its own answer to the interrupt: the lease it
     gave up must not answer it, or the holder would change an inode it no longer holds."""
