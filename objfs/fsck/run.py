@@ -9,6 +9,7 @@ run (no imgr can serve it meanwhile) and gives it up however the run ends.
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -31,7 +32,10 @@ from objfs.fsck.report import Orphan, Problem, Report
 from objfs.fsck.walk import Walk, Walker, bare
 from objfs.storage import ObjectInfo, ObjectStore
 
+log = logging.getLogger(__name__)
+
 OWNER_TTL = Timing().owner_ttl  # as imgr's default: a crashed fsck's claim ages out like it
+GIVE_UP_SECONDS = 10.0  # the most ^C waits to hand the volume back
 GC_WALKS = 3  # walks of a served volume whose checkpoint moves under them
 
 
@@ -65,8 +69,11 @@ async def owning(ckpt: CheckpointStore, volume: str) -> AsyncIterator[None]:
 @trio.lowlevel.enable_ki_protection
 async def _give_up(ckpt: CheckpointStore, volume: str, version: int) -> None:
     # Even on ^C: else the volume stays claimed, refused to every imgr, for OWNER_TTL.
-    with trio.CancelScope(shield=True):
+    # Bounded all the same: a checkpoint store that no longer answers must not hang ^C.
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + GIVE_UP_SECONDS) as scope:
         await ownership.give_up(ckpt, volume, version)
+    if scope.cancelled_caught:
+        log.warning("volume %s: owner record not removed; it ages out in %.0fs", volume, OWNER_TTL)
 
 
 async def fsck(

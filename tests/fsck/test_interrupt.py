@@ -38,7 +38,12 @@ def _interrupt_when(proc: subprocess.Popen, condition) -> tuple[int, str]:
         time.sleep(POLL)
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=DEADLINE)
+    try:
+        _, stderr = proc.communicate(timeout=DEADLINE)
+    except subprocess.TimeoutExpired:
+        proc.kill()  # a failing test leaves no process behind
+        proc.communicate()
+        raise
     return proc.returncode, stderr
 
 
