@@ -79,6 +79,7 @@ class Batch:
     inodes: list[Inode] = field(default_factory=list)
     entries: dict[int, Location] = field(default_factory=dict)
     deletes: list[int] = field(default_factory=list)
+    orphans: list[Inode] = field(default_factory=list)  # deleted here, still open (delete_sent)
     objects: dict[int, int] = field(default_factory=dict)
     referenced: dict[int, int] = field(default_factory=dict)
     released: dict[int, int] = field(default_factory=dict)
@@ -126,6 +127,7 @@ class Committer:
             started = trio.current_time()
             spare = await self.segments.numbers.next()
             async with self.gate.snapshot():
+                await self._announce_unlinked()
                 batch = self._snapshot(spare)
                 if let_go is not None:
                     self.inodes.let_go(*let_go)
@@ -149,6 +151,19 @@ class Committer:
             self.committed_inodes += len(batch.entries)
             self.last_commit_seconds = trio.current_time() - started
 
+    async def settled(self) -> None:
+        """Returns once every commit already under way has ended."""
+        async with self._lock:
+            pass
+
+    async def _announce_unlinked(self) -> None:
+        """Count at imgr the open files whose last name went, so their delete keeps them."""
+        for number in sorted(self.inodes.unlinked):
+            inode = self.inodes.held[number]
+            if inode.opens and not inode.announced_opens:
+                inode.announced_opens = 1
+                await self.imgr.adjust_open(number, 1)
+
     def _snapshot(self, spare: int) -> Batch | None:
         """Flush the dirty trees and heads into the open segment and seal it."""
         changed = self.gate.changes != self._seen_changes
@@ -159,6 +174,7 @@ class Committer:
         segments.ensure_open(spare)
         batch = Batch(deletes=sorted(inodes.deleted))
         inodes.deleted.clear()
+        self._delete_unlinked(batch)
         for inode in [i for i in inodes.held.values() if i.dirty]:
             self._add(batch, inode)
         batch.segment = segments.seal()
@@ -166,6 +182,22 @@ class Committer:
         if not batch.entries and not batch.deletes and not batch.objects:
             return None
         return batch
+
+    def _delete_unlinked(self, batch: Batch) -> None:
+        """Inodes with no name left are deleted at once; imgr keeps those open as orphans."""
+        for number in sorted(self.inodes.unlinked):
+            inode = self.inodes.held[number]
+            if not inode.announced_opens:
+                # Not open (only the kernel still refers to it): its changes are for nobody.
+                inode.dirty = False
+                inode.referenced, inode.released = {}, {}
+                if inode.fresh or inode.delete_sent:
+                    continue
+            elif inode.delete_sent:
+                continue
+            batch.deletes.append(number)
+            batch.orphans.append(inode)
+            inode.delete_sent = True
 
     def _add(self, batch: Batch, inode: Inode) -> None:
         segments = self.segments
@@ -188,7 +220,13 @@ class Committer:
     def _undo(self, batch: Batch) -> None:
         """The batch was not applied: everything in it is to be sent again."""
         log.warning("commit of %d inodes not applied; kept for the next", len(batch.entries))
-        self.inodes.deleted.update(batch.deletes)
+        orphans = {inode.number for inode in batch.orphans}
+        self.inodes.deleted.update(n for n in batch.deletes if n not in orphans)
+        for inode in batch.orphans:
+            if self.inodes.held.get(inode.number) is inode:
+                inode.delete_sent = False
+            elif not inode.fresh:  # closed and forgotten meanwhile: its delete is still due
+                self.inodes.deleted.add(inode.number)
         self.segments.unreport(batch.objects)
         for inode in batch.inodes:
             inode.dirty = True

@@ -336,10 +336,18 @@ class FileSystem:
             self._maybe_delete(inode)
 
     def _maybe_delete(self, inode: Inode) -> None:
-        """Drop an inode nothing links to, once nothing here uses it either."""
-        if inode.head.links or inode.lookups or inode.opens or inode.number == ROOT_INODE:
+        """Drop an inode nothing links to, once nothing here uses it either.
+
+        Until then the committer deletes it at imgr all the same (an orphan
+        while open there), so that a crash of this mount cannot leave it in
+        the inode table with no name.
+        """
+        if inode.head.links or inode.number == ROOT_INODE:
             return
-        if not inode.fresh:
+        if inode.lookups or inode.opens:
+            self.inodes.unlinked.add(inode.number)
+            return
+        if not inode.fresh and not inode.delete_sent:
             self.inodes.deleted.add(inode.number)
         self.inodes.forget_deleted(inode.number)
 
@@ -481,11 +489,16 @@ class FileSystem:
         if inode is None:
             return
         inode.opens -= 1
-        if not inode.opens:
-            if inode.announced_opens:
-                inode.announced_opens = 0
-                await self.inodes.imgr.adjust_open(number, -1)
-            self._maybe_delete(inode)
+        if inode.opens:
+            return
+        if not inode.head.links:
+            async with self.gate.change():
+                self._maybe_delete(inode)  # first: no later commit may store it again
+        if inode.announced_opens:
+            if inode.delete_sent:
+                await self.committer.settled()  # nor one under way: imgr deletes it now
+            inode.announced_opens = 0
+            await self.inodes.imgr.adjust_open(number, -1)
 
     async def read(self, number: int, offset: int, length: int) -> bytes:
         self._count("read")

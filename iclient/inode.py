@@ -52,6 +52,7 @@ class Inode:
     lookups: int = 0  # references the kernel holds (FUSE lookup/forget)
     opens: int = 0  # open handles in this mount
     announced_opens: int = 0  # of those, told to imgr (AdjustInodeOpenCount)
+    delete_sent: bool = False  # no name left; imgr was told to delete it (an orphan while open)
     subdirs: int | None = None  # a directory's subdirectory count, once counted
     accounting: dict[int, int] = field(default_factory=dict)
     referenced: dict[int, int] = field(default_factory=dict)

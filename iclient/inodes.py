@@ -54,6 +54,7 @@ class Inodes:
         self.held: dict[int, Inode] = {}
         self.locations: dict[int, Location] = {}  # where each held head was loaded from
         self.deleted: set[int] = set()  # unlinked inodes to drop from the table at commit
+        self.unlinked: set[int] = set()  # held inodes with no name left, still open or looked up
         self._idle: OrderedDict[int, None] = OrderedDict()  # evictable, oldest first
         self._idle_bound = idle_inodes
         # Inodes whose lease is being asked for: [requests in flight, let-gos meanwhile].
@@ -180,6 +181,7 @@ class Inodes:
         inode.fresh = False
 
     def forget_deleted(self, number: int) -> None:
+        self.unlinked.discard(number)
         self.held.pop(number, None)
         self.locations.pop(number, None)
         self._idle.pop(number, None)

@@ -34,7 +34,10 @@ Inode table
         referenced per object. imgr accounts the head bytes itself (a head's
         Location length). The caller must hold the exclusive lease of every
         inode it changes. An object whose referenced bytes reach zero is
-        deleted after the next checkpoint.
+        deleted after the next checkpoint. An inode may be both in `entries`
+        and in `delete` only while the caller has it open (counted with
+        AdjustInodeOpenCount): its last name went while it was open, so it
+        is stored as it is now and kept as an orphan until it is closed.
     DeleteInodeTableEntry {mount, inode} -> {}
         The inode and all its bytes (its head, and the payload its head's
         accounting lists) are released once no mount has it open; until then

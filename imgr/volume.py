@@ -378,8 +378,10 @@ class Volume:
         mount = self.live(mount_id)
         if ROOT_INODE in batch.deletes:
             raise InvalidArgument("the root directory cannot be deleted")
-        if set(batch.entries) & set(batch.deletes) or len(set(batch.deletes)) != len(batch.deletes):
-            raise InvalidArgument("an inode is both changed and deleted, or deleted twice")
+        if len(set(batch.deletes)) != len(batch.deletes):
+            raise InvalidArgument("an inode is deleted twice")
+        if any(not mount.opens.get(i) for i in set(batch.entries) & set(batch.deletes)):
+            raise InvalidArgument("an inode both changed and deleted must be open by its mount")
         self._check_exclusive(mount, [*batch.entries, *batch.deletes])
         self._check_objects(batch)
         await self._apply(batch)
@@ -395,7 +397,8 @@ class Volume:
         state = self.state
         async with state.lock:
             olds = {i: await state.table.get(i) for i in [*batch.entries, *batch.deletes]}
-            missing = [i for i in batch.deletes if olds[i] is None]
+            # Changed and deleted at once: an open file's last name went; it becomes an orphan.
+            missing = [i for i in batch.deletes if olds[i] is None and i not in batch.entries]
             if missing:
                 raise NotFound(f"inode {missing[0]} is not in the inode table")
             now = [i for i in batch.deletes if not self.mounts.open_anywhere(i)]

@@ -15,7 +15,7 @@ from imgr.format import format_volume
 from imgr.volume import Batch, Timing, Volume
 from layout.codec import Location
 from layout.naming import object_name
-from objfs.rpc import NotFound, RpcUnavailable
+from objfs.rpc import InvalidArgument, NotFound, RpcUnavailable
 from objfs.storage.mem import MemStore
 
 SECRET = "s"
@@ -179,6 +179,33 @@ async def test_orphans_survive_a_restart_until_their_mounts_had_time_to_reopen(t
                 await after.adjust_open(again, reopened, -1)
                 with pytest.raises(NotFound):
                     await after.get_entry(again, reopened)
+                nursery.cancel_scope.cancel()
+
+
+async def test_an_open_inode_changed_and_deleted_in_one_batch_is_an_orphan_until_closed(
+    tmp_path: Path,
+):
+    async with served_volume(tmp_path, "changed-and-deleted") as (_, volume):
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(volume.serve)
+                mount = (await volume.mount(FakeSession(), SECRET)).id
+                inode = await volume.fetch_nonces(mount, "inode", 1)  # never in the table yet
+                obj = await volume.fetch_nonces(mount, "object", 1)
+                head = Location(obj, 0, 10)
+                both = Batch({inode: head}, [inode], {obj: 10}, {}, {})
+                with pytest.raises(InvalidArgument, match="must be open by its mount"):
+                    await volume.put_entries(mount, both)
+                await volume.adjust_open(mount, inode, 1)
+                await volume.put_entries(mount, both)
+                assert inode in volume.state.orphans
+                assert await volume.get_entry(mount, inode) == head  # readable while open
+                with pytest.raises(InvalidArgument, match="deleted twice"):
+                    await volume.put_entries(mount, Batch({}, [inode, inode], {}, {}, {}))
+                await volume.adjust_open(mount, inode, -1)
+                assert inode not in volume.state.orphans
+                with pytest.raises(NotFound):
+                    await volume.get_entry(mount, inode)
                 nursery.cancel_scope.cancel()
 
 
