@@ -19,7 +19,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ickpt.etcdstore import EtcdStore
 from ickpt.logstore import LogStore
 from ickpt.store import CheckpointStore
 from objfs import settings
@@ -56,5 +55,7 @@ async def open_store(url: str) -> CheckpointStore:
     if scheme == "etcd" and rest:
         members, _, prefix = rest.partition("/")
         endpoints = [f"http://{member}" for member in members.split(",")]
+        from ickpt.etcdstore import EtcdStore  # its HTTP client loads only for etcd stores
+
         return EtcdStore(endpoints, prefix=prefix) if prefix else EtcdStore(endpoints)
     raise ConfigError(f"store must be file://PATH or etcd://HOST:PORT[,...][/PREFIX], not {url!r}")

@@ -5,15 +5,14 @@
     azure://          a container SAS allowing racwdl: the URL's own, or one signed with its key
 
 Blocking (a Swift login is a request): call it from a worker thread in trio code.
+The Swift and Azure SDKs are imported only for URLs that need them: every
+objfs verb imports this module, and the SDKs take longer to load than most
+verbs take to run.
 """
 
 from __future__ import annotations
 
-from swiftclient.client import ClientException, get_auth
-
 from objfs.storage import AuthError, ConfigError, Unavailable
-from objfs.storage.azure import AzureStore
-from objfs.storage.swift import NETWORK_ERRORS
 from objfs.storage.urls import COMMON, parse, redact
 
 LOGIN_TIMEOUT = 15.0  # seconds for a Swift login
@@ -31,11 +30,21 @@ def mount_token(url: str, secret: str) -> str:
     if scheme in ("file", "mem"):
         return secret
     if scheme == "azure":
+        from objfs.storage.azure import AzureStore
+
         return AzureStore(where, **params).container_sas()
     if params.get("token") and params.get("storage_url"):
         return params["token"]
     if not all(params.get(key) for key in ("auth_url", "user", "key")):
         raise ConfigError("a swift URL needs auth_url, user and key (or storage_url and token)")
+    return _swift_login(url, params)
+
+
+def _swift_login(url: str, params: dict[str, str]) -> str:
+    from swiftclient.client import ClientException, get_auth
+
+    from objfs.storage.swift import NETWORK_ERRORS
+
     try:
         _, token = get_auth(
             params["auth_url"], params["user"], params["key"], auth_version="1",

@@ -33,7 +33,6 @@ from objfs.storage import (
     RetryingStore,
     open_store,
 )
-from objfs.storage.swift import SwiftStore
 from objfs.storage.urls import redact
 
 DELETIONS = 32  # deletions in flight: enough to hide each request's latency
@@ -158,6 +157,8 @@ async def _drop_checkpoint(ckpt: CheckpointStore, name: str) -> None:
 
 async def _drop_claims(store: ObjectStore) -> int | None:
     """Delete the Swift claim containers of `store`; how many (None: not Swift)."""
+    from objfs.storage.swift import SwiftStore  # the SDK loads only when destroying
+
     backend = store.inner if isinstance(store, RetryingStore) else store
     if not isinstance(backend, SwiftStore):
         return None
