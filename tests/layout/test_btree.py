@@ -200,7 +200,7 @@ class BTreeMachine(RuleBasedStateMachine):
 
 TestBTreeMachine = BTreeMachine.TestCase
 TestBTreeMachine.settings = settings(
-    max_examples=2000,
+    max_examples=1000,
     stateful_step_count=40,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
