@@ -21,6 +21,7 @@ import trio
 from iclient.config import MountConfig, Settings
 from iclient.fuse import FuseOperations, mount_options
 from iclient.mount import Mount
+from iclient.readahead import set_kernel_readahead
 from iclient.status import serve_status
 from objfs import settings
 from objfs.cli import daemon_parser, expected_error
@@ -71,11 +72,14 @@ async def run(config: MountConfig) -> None:
     async with Mount.open(config) as mount:
         operations = FuseOperations(mount.fs, s.cache_seconds)
         options = mount_options(f"objfs:{s.volume}", s.options, os.geteuid() == 0)
+        resolved = os.path.realpath(s.mountpoint)  # before the mount: then it would ask us
         pyfuse3.init(operations, s.mountpoint, options)
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(operations.run_invalidations)
+                    if s.readahead:
+                        nursery.start_soon(_read_ahead, operations, resolved, s)
                     nursery.start_soon(log_stacks_on_signal)
                     http_port = await nursery.start(
                         serve_status, mount, s.http_address, s.http_port
@@ -91,6 +95,12 @@ async def run(config: MountConfig) -> None:
         finally:
             pyfuse3.close(unmount=True)
     log.info("iclient: %s unmounted, everything stored", s.volume)
+
+
+async def _read_ahead(operations: FuseOperations, mountpoint: str, s: Settings) -> None:
+    # The kernel's answer to INIT caps the window at what it proposed (128 KiB): set it after.
+    await operations.initialized.wait()
+    set_kernel_readahead(mountpoint, s.readahead * s.block_kib)
 
 
 async def _stop_on_signal(signals: trio.abc.ReceiveChannel[int]) -> None:

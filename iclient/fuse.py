@@ -92,7 +92,11 @@ class FuseOperations(pyfuse3.Operations):
         self._kernel_names: dict[int, set[bytes]] = {}  # directory -> names the kernel may cache
         self._kernel_epochs: dict[int, int] = {}  # inode -> epoch its cached pages are from
         self._invalidations: trio.MemorySendChannel[Inode] | None = None
+        self.initialized = trio.Event()  # the kernel's INIT is answered: the mount is live
         fs.inodes.on_stale = self._stale
+
+    def init(self) -> None:
+        self.initialized.set()
 
     # ------------------------------------------------------------ kernel caches
 
