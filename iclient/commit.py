@@ -188,9 +188,7 @@ class Committer:
         for number in sorted(self.inodes.unlinked):
             inode = self.inodes.held[number]
             if not inode.announced_opens:
-                # Not open (only the kernel still refers to it): its changes are for nobody.
-                inode.dirty = False
-                inode.referenced, inode.released = {}, {}
+                inode.discard_changes()  # not open: they are for nobody
                 if inode.fresh or inode.delete_sent:
                     continue
             elif inode.delete_sent:

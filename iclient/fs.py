@@ -493,7 +493,9 @@ class FileSystem:
             return
         if not inode.head.links:
             async with self.gate.change():
-                self._maybe_delete(inode)  # first: no later commit may store it again
+                if inode.delete_sent:
+                    inode.discard_changes()  # no later commit may store it again
+                self._maybe_delete(inode)
         if inode.announced_opens:
             if inode.delete_sent:
                 await self.committer.settled()  # nor one under way: imgr deletes it now

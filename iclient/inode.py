@@ -62,6 +62,11 @@ class Inode:
     def __post_init__(self) -> None:
         self.accounting = dict(self.head.accounting)
 
+    def discard_changes(self) -> None:
+        """Nothing changed here since the last commit is to be stored (a deleted inode)."""
+        self.dirty = False
+        self.referenced, self.released = {}, {}
+
     @property
     def number(self) -> int:
         return self.head.inode
