@@ -81,7 +81,8 @@ async def test_cancel_drops_connections_and_closes_the_port():
             nursery.cancel_scope.cancel()
         assert await client.receive_some() == b""  # the server closed it
         await client.aclose()
-    assert open_fds() == before
+    # At most as many: objects of earlier tests may be finalised (their fds closed) meanwhile.
+    assert open_fds() <= before
     with pytest.raises(OSError):
         await trio.open_tcp_stream("127.0.0.1", port)
 
@@ -93,7 +94,7 @@ async def test_address_in_use_is_a_plain_oserror():
         before = open_fds()
         with pytest.raises(OSError):
             await serve_http(APP, "127.0.0.1", taken.getsockname()[1])
-        assert open_fds() == before
+        assert open_fds() <= before
 
 
 def test_json_helpers():
