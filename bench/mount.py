@@ -76,6 +76,7 @@ sys.path.append(os.path.dirname(HERE))  # for bench.processes
 
 from bench import processes  # noqa: E402
 from bench.report import measured, progress  # noqa: E402
+from objfs.durable import fsync_dir  # noqa: E402
 
 PROG = "bench/mount.py"
 SERVICES = os.path.join(HERE, "..", "scripts", "services")
@@ -353,14 +354,6 @@ def read_file(path: str, size: int) -> float:
     return elapsed
 
 
-def fsync_path(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def one_run(target: Target, run: int, args: argparse.Namespace) -> dict:
     top = target.root / f"run{run}-{uuid.uuid4().hex[:8]}"
     top.mkdir()
@@ -389,7 +382,7 @@ def one_run(target: Target, run: int, args: argparse.Namespace) -> dict:
         finally:
             os.close(fd)
     os.sync()
-    fsync_path(directory)
+    fsync_dir(directory)
     creates_s = time.perf_counter() - started
     figures["creates_s"] = args.files / creates_s
     uploaded = target.wait_uploaded(directory, args.files, args.files * SMALL) or 0.0

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from objfs.durable import fsync_dir
+
 VERSION = 1
 HEADER = {"objfs-manifest": VERSION}
 ROOT = b"."
@@ -162,19 +164,11 @@ class ManifestWriter:
         except BaseException:
             self.tmp.unlink(missing_ok=True)
             raise
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
 
 
 def _entry_key(entry: Entry) -> tuple[bytes, ...]:
     return path_key(entry.path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _to_json(entry: Entry) -> dict[str, Any]:
