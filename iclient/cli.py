@@ -23,6 +23,7 @@ from iclient.fuse import FuseOperations, mount_options
 from iclient.mount import Mount
 from iclient.readahead import set_kernel_readahead
 from iclient.status import serve_status
+from iclient.wakeups import BusyPoll
 from objfs import settings
 from objfs.cli import daemon_parser, expected_error
 from objfs.debug import log_stacks_on_signal
@@ -32,7 +33,7 @@ from objfs.storage import StorageError
 log = logging.getLogger(__name__)
 
 _INTS = ("memory_mib", "disk_mib", "segment_mib", "uploads", "read_cache_mib", "block_kib",
-         "readahead", "page_cache_mib", "http_port")  # fmt: skip
+         "readahead", "page_cache_mib", "http_port", "busy_poll_rate")  # fmt: skip
 _FLOATS = ("commit_interval", "cache_seconds")
 _STRINGS = ("imgr", "volume", "token", "store", "cache_dir", "http_address")
 
@@ -73,6 +74,7 @@ async def run(config: MountConfig) -> None:
         operations = FuseOperations(mount.fs, s.cache_seconds)
         options = mount_options(f"objfs:{s.volume}", s.options, os.geteuid() == 0)
         resolved = os.path.realpath(s.mountpoint)  # before the mount: then it would ask us
+        busy_poll = BusyPoll(mount.fs.meter, s.busy_poll_rate)
         pyfuse3.init(operations, s.mountpoint, options)
         try:
             with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
@@ -80,9 +82,11 @@ async def run(config: MountConfig) -> None:
                     nursery.start_soon(operations.run_invalidations)
                     if s.readahead:
                         nursery.start_soon(_read_ahead, operations, resolved, s)
+                    if s.busy_poll_rate:
+                        nursery.start_soon(busy_poll.run)
                     nursery.start_soon(log_stacks_on_signal)
                     http_port = await nursery.start(
-                        serve_status, mount, s.http_address, s.http_port
+                        serve_status, mount, busy_poll, s.http_address, s.http_port
                     )
                     nursery.start_soon(_stop_on_signal, signals)
                     print(

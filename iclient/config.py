@@ -16,6 +16,7 @@ readahead = 8                 # blocks fetched ahead of a sequential reader, the
 page_cache_mib = 64           # decoded B+tree pages (directories, extent maps)
 commit_interval = 5.0         # seconds a change may wait before it is committed
 cache_seconds = 60.0          # kernel entry/attribute cache (leases invalidate it)
+busy_poll_rate = 1000         # ops/s from which idle CPUs poll (iclient.wakeups); 0: never
 http_address = "127.0.0.1"    # status pages and /metrics
 http_port = 15347
 options = ["noatime"]         # extra FUSE -o options
@@ -60,6 +61,7 @@ class Settings:
     page_cache_mib: int = 64
     commit_interval: float = 5.0
     cache_seconds: float = 60.0
+    busy_poll_rate: int = 1000
     http_address: str = "127.0.0.1"
     http_port: int = DEFAULT_HTTP_PORT
     options: list[str] = field(default_factory=list)
@@ -81,7 +83,8 @@ class MountConfig:
                 raise SettingsError(f"{key} is required")
         host, port = host_port("imgr", s.imgr)
         check_port("http_port", s.http_port)
-        for key in ("disk_mib", "readahead", "page_cache_mib", "commit_interval", "cache_seconds"):
+        for key in ("disk_mib", "readahead", "page_cache_mib", "commit_interval", "cache_seconds",
+                    "busy_poll_rate"):  # fmt: skip
             if getattr(s, key) < 0:
                 raise SettingsError(f"{key} must not be negative")
         positive = ("memory_mib", "segment_mib", "uploads", "read_cache_mib", "block_kib")

@@ -26,6 +26,7 @@ from iclient.commit import Committer, Gate
 from iclient.files import FileData
 from iclient.inode import Attributes, Inode
 from iclient.inodes import EXCLUSIVE, Inodes
+from iclient.wakeups import Meter
 from layout.records import (
     NAME_MAX,
     SYMLINK_MAX,
@@ -55,6 +56,7 @@ class FileSystem:
         self.committer = committer
         self.gate = gate
         self.ops: dict[str, int] = {}
+        self.meter = Meter()  # every operation, for iclient.wakeups
         self._loads = trio.CapacityLimiter(32)  # heads loaded at once by attributes_of
 
     # ------------------------------------------------------------ plumbing
@@ -104,6 +106,7 @@ class FileSystem:
 
     def _count(self, op: str) -> None:
         self.ops[op] = self.ops.get(op, 0) + 1
+        self.meter.tick()
 
     # ---------------------------------------------------------- attributes
 

@@ -46,6 +46,7 @@ from objfs.version import VERSION
 
 if TYPE_CHECKING:
     from iclient.mount import Mount
+    from iclient.wakeups import BusyPoll
 
 _PREFIX = "objfs_iclient_"
 _JSON_PATHS = ("/config", "/stats", "/version", "/leases", "/inode/1", "/metrics")
@@ -84,13 +85,14 @@ def app(view: MountView) -> Starlette:
 
 async def serve_status(
     mount: Mount,
+    busy_poll: BusyPoll | None,
     host: str,
     port: int,
     *,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the status pages of `mount` until cancelled; task_status gets the bound port."""
-    await serve_http(app(MountView(mount)), host, port, task_status=task_status)
+    await serve_http(app(MountView(mount, busy_poll)), host, port, task_status=task_status)
 
 
 # ------------------------------------------------------------------ dashboard
@@ -169,7 +171,17 @@ def _dashboard(stats: dict) -> list[Html]:
             ("operation", "count", "ops/s (last minute)"),
             [(op, count, _rate(rates.get(op))) for op, count in sorted(stats["ops"].items())],
         ),
+        paragraph(_busy_poll(stats["busy_poll"])),
     ]
+
+
+def _busy_poll(busy: dict) -> str:
+    if not busy["rate"]:
+        return "Busy polling is off."
+    if busy["refused"]:
+        return f"Busy polling is off: {busy['refused']}."
+    now = "idle CPUs poll now" if busy["held"] else "idle CPUs keep the system's policy now"
+    return f"Busy polling from {busy['rate']} ops/s: {now}, {busy['holds']} busy spells so far."
 
 
 def _rate(rate: float | None) -> str | None:
@@ -233,3 +245,6 @@ def _metrics(stats: dict) -> Iterable[Metric]:
     for op, count in sorted(stats["ops"].items()):
         ops.add_metric([op], count)
     yield ops
+    busy = stats["busy_poll"]
+    yield gauge("busy_poll_held", "1 while idle CPUs poll for this busy mount", int(busy["held"]))
+    yield counter("busy_poll_holds", "Busy spells in which idle CPUs polled", busy["holds"])

@@ -17,6 +17,7 @@ from layout.codec import Location
 
 if TYPE_CHECKING:
     from iclient.mount import Mount
+    from iclient.wakeups import BusyPoll
 
 MAX_LEASES = 10_000  # a page a browser and a script can still take whole
 
@@ -24,8 +25,9 @@ MAX_LEASES = 10_000  # a page a browser and a script can still take whole
 class MountView:
     """The status server's window on a Mount."""
 
-    def __init__(self, mount: Mount) -> None:
+    def __init__(self, mount: Mount, busy_poll: BusyPoll | None = None) -> None:
         self.mount = mount
+        self.busy_poll = busy_poll
 
     @property
     def volume(self) -> str:
@@ -76,7 +78,14 @@ class MountView:
             "inodes": fs.inodes.stats(),
             "commits": fs.committer.stats(),
             "ops": dict(fs.ops),
+            "busy_poll": self._busy_poll(),
         }
+
+    def _busy_poll(self) -> dict[str, object]:
+        busy = self.busy_poll
+        if busy is None:
+            return {"rate": 0, "held": False, "holds": 0, "refused": ""}
+        return {"rate": busy.rate, "held": busy.held, "holds": busy.holds, "refused": busy.refused}
 
     def leases(self, limit: int = MAX_LEASES) -> dict[str, object]:
         """The held inodes under a lease, lowest numbers first, at most `limit` of them."""
