@@ -83,11 +83,16 @@ class FileData:
         end = min(offset + length, size)
         if offset >= end:
             return b""
-        out = bytearray(end - offset)  # holes stay zero
+        pieces = []
         for start, extent in await _overlapping(_tree(inode), offset, end):
             lo, hi = max(start, offset), min(start + extent.length, end)
             data = await self.blocks.read(extent.object, extent.offset + lo - start, hi - lo)
-            out[lo - offset : hi - offset] = data
+            pieces.append((lo, data))
+        if len(pieces) == 1 and pieces[0][0] == offset and len(pieces[0][1]) == end - offset:
+            return pieces[0][1]  # one extent, no hole: a sequential reader's case, without a copy
+        out = bytearray(end - offset)  # holes stay zero
+        for lo, data in pieces:
+            out[lo - offset : lo - offset + len(data)] = data
         return bytes(out)
 
 

@@ -138,9 +138,12 @@ class BlockCache:
                 parts.append(await self._block(obj, b))
             except _Damaged as damaged:
                 parts.append(damaged.unless_touching(offset, offset + length))
-        joined = parts[0] if len(parts) == 1 else b"".join(parts)
         start = offset - first * size
-        return joined[start : start + length]
+        if len(parts) == 1:
+            return parts[0][start : start + length]
+        # Only the wanted bytes are copied, once: blocks are 1 MiB and so is a kernel read.
+        end = offset + length - last * size
+        return b"".join([memoryview(parts[0])[start:], *parts[1:-1], memoryview(parts[-1])[:end]])
 
     def _read_ahead(self, obj: int, start: int) -> None:
         if self._nursery is None:
