@@ -83,17 +83,17 @@ class FileData:
         end = min(offset + length, size)
         if offset >= end:
             return b""
-        pieces = []
+        parts = []
+        at = offset
         for start, extent in await _overlapping(_tree(inode), offset, end):
             lo, hi = max(start, offset), min(start + extent.length, end)
-            data = await self.blocks.read(extent.object, extent.offset + lo - start, hi - lo)
-            pieces.append((lo, data))
-        if len(pieces) == 1 and pieces[0][0] == offset and len(pieces[0][1]) == end - offset:
-            return pieces[0][1]  # one extent, no hole: a sequential reader's case, without a copy
-        out = bytearray(end - offset)  # holes stay zero
-        for lo, data in pieces:
-            out[lo - offset : lo - offset + len(data)] = data
-        return bytes(out)
+            if lo > at:
+                parts.append(bytes(lo - at))  # a hole reads as zeros
+            parts.append(await self.blocks.read(extent.object, extent.offset + lo - start, hi - lo))
+            at = hi
+        if at < end:
+            parts.append(bytes(end - at))
+        return b"".join(parts)  # one copy; none when one extent covers it all (join returns it)
 
 
 async def _overlapping(tree: BTree, lo: int, hi: int) -> list[tuple[int, Extent]]:
