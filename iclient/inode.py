@@ -27,7 +27,7 @@ class Attributes(NamedTuple):
     """What stat shows of an inode.
 
     A tuple because every getattr builds one, and a frozen dataclass takes
-    five times as long to build.
+    twice as long to build (2.5 µs against 1.3, with keywords).
     """
 
     inode: int
